@@ -1,0 +1,150 @@
+"""The `wa-persona` command line: a thin layer over the library that mirrors its functions.
+
+Errors from the library become one line on stderr and exit status 2, never a traceback.
+Heavy modules are imported inside commands, so `wa-persona --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.settings import Settings
+from style.errors import StyleError
+
+if TYPE_CHECKING:
+    from style.parse import ChatStream
+
+app = typer.Typer(
+    name="wa-persona",
+    help="Learn how one person writes from their chat exports, then answer as them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[bold red]Error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def parse(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="WhatsApp .txt/.zip exports or Telegram result.json; default: the bundled sample."
+        ),
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Print dialect, counts and date range instead.")
+    ] = False,
+    chat: Annotated[
+        str | None, typer.Option(help="In a multi-chat Telegram export, only this chat.")
+    ] = None,
+    max_size_mb: Annotated[
+        int | None, typer.Option(help="Refuse chat files larger than this (MB).")
+    ] = None,
+) -> None:
+    """Parse an export and write one JSON object per message (JSON Lines) to stdout."""
+    from style.parse import iter_chats
+    from style.sample import sample_paths
+
+    settings = Settings()
+    if max_size_mb is not None:
+        settings.max_export_mb = max_size_mb
+    try:
+        streams = [
+            stream
+            for path in paths or sample_paths()
+            for stream in iter_chats(path, limits=settings.export_limits())
+            if chat is None or stream.source.rsplit("#", 1)[-1] == chat
+        ]
+        if chat is not None and not streams:
+            raise StyleError(f"no chat named {chat!r} in the given exports")
+        if summary:
+            for stream in streams:
+                _print_summary(stream)
+        else:
+            _write_jsonl(streams, with_chat=len(streams) > 1)
+    except StyleError as exc:
+        raise _fail(exc) from exc
+    except BrokenPipeError:  # `wa-persona parse x | head` is fine
+        sys.stderr.close()
+
+
+def _write_jsonl(streams: list[ChatStream], *, with_chat: bool) -> None:
+    out = sys.stdout
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for stream in streams:
+        chat_name = stream.source.rsplit("#", 1)[-1]
+        batch: list[str] = []
+        for message in stream:
+            record = message.to_dict()
+            if with_chat:
+                record["chat"] = chat_name
+            batch.append(dumps(record))
+            if len(batch) == 4096:
+                out.write("\n".join(batch) + "\n")
+                batch.clear()
+        if batch:
+            out.write("\n".join(batch) + "\n")
+    out.flush()
+
+
+def _print_summary(stream: ChatStream) -> None:
+    by_author: Counter[tuple[str, str]] = Counter()
+    first = last = None
+    for message in stream:
+        by_author[(message.author or "(system)", message.kind.value)] += 1
+        first = message.ts if first is None or message.ts < first else first
+        last = message.ts if last is None or message.ts > last else last
+    console = Console()
+    console.print(f"[bold]{stream.source}[/]", highlight=False)
+    console.print(f"dialect: {stream.dialect}", highlight=False)
+    if first is not None:
+        console.print(f"dates: {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M}", highlight=False)
+    unparsed = stream.stats.unparsed_lines
+    where = f" (first at line {stream.stats.first_unparsed_line})" if unparsed else ""
+    console.print(f"lines: {stream.stats.lines}, unparsed kept as text: {unparsed}{where}")
+    kinds = sorted(
+        {kind for _, kind in by_author}, key=["text", "media", "deleted", "system"].index
+    )
+    table = Table("author", *kinds, "total")
+    authors = sorted(
+        {a for a, _ in by_author},
+        key=lambda a: -sum(n for (who, _), n in by_author.items() if who == a),
+    )
+    for author in authors:
+        counts = [by_author[(author, kind)] for kind in kinds]
+        table.add_row(author, *map(str, counts), str(sum(counts)))
+    totals = [sum(n for (_, k), n in by_author.items() if k == kind) for kind in kinds]
+    table.add_row("[bold]all[/]", *map(str, totals), str(sum(totals)))
+    console.print(table)
+
+
+@app.command()
+def sample(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the sample export into.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the bundled files use 7.")] = 7,
+    scale: Annotated[float, typer.Option(help="Multiply the number of conversations.")] = 1.0,
+) -> None:
+    """Write the fictional sample export (WhatsApp Android + iOS chats) into DIRECTORY."""
+    from style.sample import write_sample
+
+    for written in write_sample(directory, seed=seed, scale=scale):
+        typer.echo(str(written))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

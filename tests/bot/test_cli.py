@@ -1,0 +1,114 @@
+"""The `wa-persona` command: JSON Lines out, readable summaries, clean errors, fast help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+runner = CliRunner()
+
+CHAT = (
+    "[12/03/2024, 21:04:05] Maya: hii 😂\n"
+    "[12/03/2024, 21:04:09] Maya: wait\n"
+    "two lines\n"
+    "[12/03/2024, 21:05:00] Sam: \u200eimage omitted\n"
+    "[12/03/2024, 21:06:00] Sam: sure <This message was edited>\n"
+)
+
+
+def _export(tmp_path: Path, text: str = CHAT) -> Path:
+    path = tmp_path / "_chat.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_parse_writes_one_json_object_per_message(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["parse", str(_export(tmp_path))])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0] == {
+        "ts": "2024-03-12T21:04:05",
+        "author": "Maya",
+        "text": "hii 😂",
+        "kind": "text",
+        "edited": False,
+        "media": None,
+        "line": 1,
+    }
+    assert records[1]["text"] == "wait\ntwo lines"
+    assert (records[2]["kind"], records[2]["text"], records[2]["media"]) == (
+        "media",
+        "",
+        {"type": "image", "omitted": True},
+    )
+    assert (records[3]["text"], records[3]["edited"]) == ("sure", True)
+
+
+def test_parse_summary_shows_dialect_counts_and_dates(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["parse", str(_export(tmp_path)), "--summary"])
+    assert result.exit_code == 0, result.output
+    assert "iOS [D/M/Y, 24h:MM:SS]" in result.stdout
+    assert "2024-03-12 21:04 → 2024-03-12 21:06" in result.stdout
+    assert "Maya" in result.stdout and "Sam" in result.stdout
+
+
+def test_parse_summary_counts_unparsed_lines(tmp_path: Path) -> None:
+    path = _export(tmp_path, "junk first\n" + CHAT)
+    result = runner.invoke(app, ["parse", str(path), "--summary"])
+    assert "unparsed kept as text: 1 (first at line 1)" in result.stdout
+
+
+def test_parse_without_a_path_reads_the_bundled_sample() -> None:
+    result = runner.invoke(app, ["parse", "--summary"])
+    assert result.exit_code == 0, result.output
+    assert "Maya" in result.stdout
+    assert "WhatsApp Chat with Sam.txt" in result.stdout
+
+
+def test_parse_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("just some notes\n", encoding="utf-8")
+    result = runner.invoke(app, ["parse", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {path}: no WhatsApp message header found; is this a chat export?"
+    ]
+
+
+def test_parse_over_max_size_exits_2(tmp_path: Path) -> None:
+    path = _export(tmp_path, CHAT * 20000)
+    result = runner.invoke(app, ["parse", str(path), "--max-size-mb", "1"])
+    assert result.exit_code == 2
+    assert "over the 1.0 MB limit" in result.stderr
+
+
+def test_every_command_has_help() -> None:
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help, f"{name} has no help text"
+
+
+def test_help_does_not_import_the_ml_stack() -> None:
+    code = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "sys.argv = ['wa-persona', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("wa-persona")
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    assert "parse" in out.stdout

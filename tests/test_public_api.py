@@ -1,0 +1,31 @@
+"""Each package's `__all__` names exactly what it offers, and every name exists (as httpx)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PACKAGES = ["style", "style.parse", "training", "bot"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_names_exist(name: str) -> None:
+    module = importlib.import_module(name)
+    missing = [item for item in module.__all__ if not hasattr(module, item)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted_and_unique(name: str) -> None:
+    exported = importlib.import_module(name).__all__
+    assert list(exported) == sorted(set(exported))
+
+
+def test_style_does_not_import_bot_or_training() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, style, style.parse; print(sorted(m for m in sys.modules if m.split('.')[0] in ('bot', 'training')))"  # noqa: E501
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
