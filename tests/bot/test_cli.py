@@ -112,3 +112,41 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("wa-persona")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     assert "parse" in out.stdout
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    import zipfile
+
+    files = {
+        "empty": b"",
+        "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200),
+        "not_a_chat": b"just some notes\nand more\n",
+        "undecodable": "01/02/2024, 10:00 - a: caf\u00e9\n".encode("latin-1"),
+        "bad_json": b'{"messages": [',
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / f"{name}.txt"
+        paths[name].write_bytes(data)
+    for name, entries in {
+        "zip_without_chat": {"IMG-1.jpg": b"x"},
+        "zip_slip": {"_chat.txt": CHAT, "../../etc/cron.d/x": "x"},
+        "zip_bomb": {"_chat.txt": CHAT, "pad.bin": b"\x00" * (4 << 20)},
+    }.items():
+        paths[name] = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(paths[name], "w", zipfile.ZIP_DEFLATED) as archive:
+            for member, data in entries.items():
+                archive.writestr(member, data)
+    paths["missing"] = tmp_path / "missing.txt"
+    paths["folder"] = tmp_path
+    return paths
+
+
+def test_every_kind_of_bad_input_exits_2_with_one_line_naming_the_file(tmp_path: Path) -> None:
+    for name, path in _bad_inputs(tmp_path).items():
+        result = runner.invoke(app, ["parse", str(path)])
+        assert result.exit_code == 2, name
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (name, lines)
+        assert lines[0].startswith(f"Error: {path}"), (name, lines)
+        assert "Traceback" not in result.output

@@ -131,3 +131,18 @@ def test_arbitrary_header_soup_parses_or_says_not_a_chat(pieces) -> None:
         return
     for message in parse_whatsapp(export, dialect):
         assert message.ts - datetime(2000, 1, 1) > timedelta(0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from(["_chat.txt", "result.json", "notes.txt"]))
+def test_zip_with_arbitrary_chat_bytes_loads_or_raises_a_style_error(
+    data: bytes, name: str
+) -> None:
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "export.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(name, data)
+        with contextlib.suppress(StyleError):
+            load_chats(path)
