@@ -31,13 +31,11 @@ from typing import Any
 from style.errors import NotAChatError
 from style.messages import Message, MessageKind
 from style.parse.markers import (
-    CLASSIFY_HEADS,
-    DOCUMENT_OMITTED,
     DROP_INVISIBLE,
     INVISIBLE,
-    OMITTED,
     classify,
     is_encryption_notice,
+    needs_classifying,
 )
 
 _M = f"[{INVISIBLE}]*"
@@ -403,17 +401,15 @@ def parse_whatsapp(
             if offset is _UNSEEN:
                 offset = times[clock] = _time_of_day(clock)
             if day is None or offset is None:  # shaped like a header, but not one
-                if ts is None:
-                    stats.note_unparsed(line)
-                else:
-                    stats.note_unparsed(line)
+                stats.note_unparsed(line, 1 + text_after.count("\n"))
+                if ts is not None:
                     more.append(f"\n{header}{text_after}")
                 line += text_after.count("\n")
                 continue
 
             if ts is not None:
                 rest = body if not more else "".join([body, *more])
-                # The hot path, inlined: plain text from a printable "Name: " prefix.
+                # The hot path: plain text after a printable, quote-free "Name: ".
                 cut = rest.find(": ", 0, 82)
                 author = rest[:cut] if cut > 0 else ""
                 text = rest[cut + 2 :]
@@ -422,14 +418,9 @@ def parse_whatsapp(
                     and (author.isascii() or author.isprintable())
                     and "\n" not in author
                     and '"' not in author
+                    and "“" not in author
                     and author not in chat_names
-                    and not (
-                        text[:4] in CLASSIFY_HEADS
-                        or text[-1:] in ">)"
-                        or "\u200e" in text
-                        or text in OMITTED
-                        or text.endswith(DOCUMENT_OMITTED)
-                    )
+                    and not needs_classifying(text)
                     and not text.startswith(author)
                 ):
                     yield Message(ts, author, text, TEXT, False, None, start)
