@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,6 +19,8 @@ from rich.table import Table
 
 from bot.settings import Settings
 from style.errors import StyleError
+from style.messages import Message
+from style.scrub import ScrubMode
 
 if TYPE_CHECKING:
     from style.parse import ChatStream
@@ -75,30 +78,30 @@ def parse(
             for stream in streams:
                 _print_summary(stream)
         else:
-            _write_jsonl(streams, with_chat=len(streams) > 1)
+            for stream in streams:
+                name = stream.source.rsplit("#", 1)[-1] if len(streams) > 1 else None
+                _write_jsonl(stream, chat=name)
     except StyleError as exc:
         raise _fail(exc) from exc
     except BrokenPipeError:  # `wa-persona parse x | head` is fine
         sys.stderr.close()
 
 
-def _write_jsonl(streams: list[ChatStream], *, with_chat: bool) -> None:
-    out = sys.stdout
+def _write_jsonl(messages: Iterable[Message], *, chat: str | None = None) -> None:
+    """One compact JSON object per message on stdout, written in batches."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    for stream in streams:
-        chat_name = stream.source.rsplit("#", 1)[-1]
-        batch: list[str] = []
-        for message in stream:
-            record = message.to_dict()
-            if with_chat:
-                record["chat"] = chat_name
-            batch.append(dumps(record))
-            if len(batch) == 4096:
-                out.write("\n".join(batch) + "\n")
-                batch.clear()
-        if batch:
-            out.write("\n".join(batch) + "\n")
-    out.flush()
+    batch: list[str] = []
+    for message in messages:
+        record = message.to_dict()
+        if chat is not None:
+            record["chat"] = chat
+        batch.append(dumps(record))
+        if len(batch) == 4096:
+            sys.stdout.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        sys.stdout.write("\n".join(batch) + "\n")
+    sys.stdout.flush()
 
 
 def _print_summary(stream: ChatStream) -> None:
@@ -130,6 +133,54 @@ def _print_summary(stream: ChatStream) -> None:
     totals = [sum(n for (_, k), n in by_author.items() if k == kind) for kind in kinds]
     table.add_row("[bold]all[/]", *map(str, totals), str(sum(totals)))
     console.print(table)
+
+
+@app.command()
+def scrub(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Exports to scrub (any format `parse` reads).")
+    ],
+    persona: Annotated[
+        list[str] | None,
+        typer.Option("--persona", "-p", help="Names to keep (the persona); repeat for more."),
+    ] = None,
+    mode: Annotated[
+        ScrubMode | None, typer.Option(help="Override the settings' scrub mode.")
+    ] = None,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Print only the counts, no messages.")
+    ] = False,
+) -> None:
+    """Write the exports' messages with private data scrubbed (JSON Lines), then the counts."""
+    from style.parse import load_chats
+    from style.scrub import Scrubber
+
+    settings = Settings()
+    try:
+        messages = [
+            m
+            for path in paths
+            for chat in load_chats(path, limits=settings.export_limits())
+            for m in chat.messages
+        ]
+        scrubber = Scrubber.for_messages(
+            messages,
+            mode or settings.scrub_mode,
+            keep_names=persona or (),
+            names=settings.scrub_names,
+            blocklist=settings.scrub_blocklist,
+            region=settings.scrub_region,
+            salt=settings.pseudonym_salt(),
+            scrub_authors=settings.scrub_authors,
+        )
+        scrubbed = scrubber.scrub_messages(messages)
+        if report_only:
+            deque(scrubbed, maxlen=0)
+        else:
+            _write_jsonl(scrubbed)
+    except StyleError as exc:
+        raise _fail(exc) from exc
+    err.print_json(scrubber.report.to_json())
 
 
 @app.command()

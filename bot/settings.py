@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from style.parse import ExportLimits
+from style.scrub import ScrubMode
 
 
 class Settings(BaseSettings):
@@ -26,6 +28,43 @@ class Settings(BaseSettings):
     max_archive_mb: int = Field(
         default=4096, ge=1, description="Largest total uncompressed size of a zip export."
     )
+
+    scrub_mode: ScrubMode = Field(
+        default=ScrubMode.REDACT,
+        description="redact ([PHONE]), pseudonymize (consistent stand-ins) or drop the message.",
+    )
+    scrub_training: bool = Field(
+        default=True, description="Scrub messages before training data is written."
+    )
+    scrub_names: list[str] = Field(
+        default_factory=list,
+        description="Extra names to treat as third parties (JSON list in the environment).",
+    )
+    scrub_blocklist: list[str] = Field(
+        default_factory=list, description="Words or phrases always removed (JSON list)."
+    )
+    scrub_region: str | None = Field(
+        default=None,
+        description="Phone region hint such as GB; guessed from the export when unset.",
+    )
+    scrub_authors: bool = Field(
+        default=False, description="Also replace third-party authors' names."
+    )
+    scrub_salt: SecretStr | None = Field(
+        default=None,
+        description="Secret that picks pseudonyms; unset, one is created in data_dir.",
+    )
+
+    def pseudonym_salt(self) -> str:
+        """The configured salt, or this install's own (made once, readable only by us)."""
+        if self.scrub_salt is not None:
+            return self.scrub_salt.get_secret_value()
+        path = self.data_dir / "scrub.salt"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(16), encoding="utf-8")
+        return path.read_text(encoding="utf-8").strip()
 
     def export_limits(self) -> ExportLimits:
         """The parser limits these settings ask for."""

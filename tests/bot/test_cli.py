@@ -150,3 +150,41 @@ def test_every_kind_of_bad_input_exits_2_with_one_line_naming_the_file(tmp_path:
         assert len(lines) == 1, (name, lines)
         assert lines[0].startswith(f"Error: {path}"), (name, lines)
         assert "Traceback" not in result.output
+
+
+def test_scrub_redacts_private_data_and_prints_counts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WA_PERSONA_DATA_DIR", str(tmp_path / "data"))
+    path = _export(
+        tmp_path,
+        "[12/03/2024, 21:04:05] Maya: call me on +44 7700 900123 or maya@example.com\n"
+        "[12/03/2024, 21:05:00] Sam: ok Maya\n",
+    )
+    result = runner.invoke(app, ["scrub", str(path), "--persona", "Maya"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0]["text"] == "call me on [PHONE] or [EMAIL]"
+    assert records[1]["text"] == "ok Maya"
+    report = json.loads(result.stderr)
+    assert report["found"]["phone"] == 1
+    assert "7700" not in result.stderr
+
+
+def test_scrub_pseudonymizes_with_a_private_salt_made_once(tmp_path: Path, monkeypatch) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("WA_PERSONA_DATA_DIR", str(data))
+    path = _export(
+        tmp_path, "[12/03/2024, 21:04:05] Sam: hi Maya\n[12/03/2024, 21:05:00] Maya: yo\n"
+    )
+    first = runner.invoke(app, ["scrub", str(path), "--mode", "pseudonymize"])
+    second = runner.invoke(app, ["scrub", str(path), "--mode", "pseudonymize"])
+    assert first.stdout == second.stdout
+    assert "Maya" not in json.loads(first.stdout.splitlines()[0])["text"]
+    salt = data / "scrub.salt"
+    assert salt.stat().st_mode & 0o077 == 0
+    assert len(salt.read_text()) == 32
+
+
+def test_scrub_bad_input_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["scrub", str(tmp_path / "missing.txt")])
+    assert result.exit_code == 2
+    assert "no such file" in result.stderr
