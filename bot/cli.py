@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -133,6 +134,48 @@ def _print_summary(stream: ChatStream) -> None:
     totals = [sum(n for (_, k), n in by_author.items() if k == kind) for kind in kinds]
     table.add_row("[bold]all[/]", *map(str, totals), str(sum(totals)))
     console.print(table)
+
+
+@app.command()
+def profile(
+    exports: Annotated[list[Path], typer.Argument(help="Chat exports (.txt/.zip/result.json).")],
+    persona: Annotated[str, typer.Option(help="The author to profile, as named in the export.")],
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write profile.json and report.html (charts) into this folder."),
+    ] = None,
+    gap_minutes: Annotated[
+        float | None,
+        typer.Option(help="Silence that starts a new conversation; default: from the data."),
+    ] = None,
+    min_messages: Annotated[
+        int | None, typer.Option(help="Warn when the persona has fewer messages.")
+    ] = None,
+) -> None:
+    """Measure how one person writes: profile JSON on stdout, or a report with --report."""
+    from style.profile import ProfileWarning, profile_exports
+    from style.report import summary_table, write_report
+
+    settings = Settings()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ProfileWarning)  # the summary lists them
+            result = profile_exports(
+                exports,
+                persona,
+                limits=settings.export_limits(),
+                gap_minutes=gap_minutes or settings.conversation_gap_minutes,
+                min_messages=min_messages or settings.profile_min_messages,
+            )
+    except StyleError as exc:
+        raise _fail(exc) from exc
+    if report is None:
+        err.print(summary_table(result))
+        typer.echo(result.to_json())
+    else:
+        page = write_report(result, report)
+        Console().print(summary_table(result))
+        typer.echo(f"Report: {page}")
 
 
 @app.command()

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         default=4096, ge=1, description="Largest total uncompressed size of a zip export."
     )
 
+    conversation_gap_minutes: float | None = Field(
+        default=None,
+        description="Silence that starts a new conversation; unset, chosen from the data.",
+    )
+    profile_min_messages: int = Field(
+        default=50, ge=1, description="Warn when a persona has fewer messages than this."
+    )
     scrub_mode: ScrubMode = Field(
         default=ScrubMode.REDACT,
         description="redact ([PHONE]), pseudonymize (consistent stand-ins) or drop the message.",

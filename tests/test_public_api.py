@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["style", "style.parse", "style.scrub", "training", "bot"]
+PACKAGES = ["style", "style.parse", "style.profile", "style.scrub", "training", "bot"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

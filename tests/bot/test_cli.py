@@ -188,3 +188,31 @@ def test_scrub_bad_input_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["scrub", str(tmp_path / "missing.txt")])
     assert result.exit_code == 2
     assert "no such file" in result.stderr
+
+
+def test_profile_prints_json_and_a_summary() -> None:
+    from style.sample import sample_paths
+
+    result = runner.invoke(app, ["profile", *map(str, sample_paths()), "--persona", "Maya"])
+    assert result.exit_code == 0, result.output
+    profile = json.loads(result.stdout)
+    assert profile["persona"] == "Maya"
+    assert profile["counts"]["messages"] > 5000
+    assert "Style profile: Maya" in result.stderr
+
+
+def test_profile_report_writes_json_and_html(tmp_path: Path) -> None:
+    from style.sample import sample_paths
+
+    out = tmp_path / "report"
+    args = ["profile", str(sample_paths()[0]), "--persona", "Maya", "--report", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "profile.json").is_file()
+    assert "<img" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_profile_unknown_persona_exits_2_listing_participants(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["profile", str(_export(tmp_path)), "--persona", "Nobody"])
+    assert result.exit_code == 2
+    assert "Maya" in result.stderr and "Sam" in result.stderr
