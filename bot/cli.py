@@ -10,7 +10,7 @@ import json
 import sys
 import warnings
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +25,8 @@ from style.scrub import ScrubMode
 
 if TYPE_CHECKING:
     from style.parse import ChatStream
+    from style.scrub import Scrubber
+    from training.dataset import DatasetBuild, TokenCounter
 
 app = typer.Typer(
     name="wa-persona",
@@ -176,6 +178,115 @@ def profile(
         page = write_report(result, report)
         Console().print(summary_table(result))
         typer.echo(f"Report: {page}")
+
+
+@app.command()
+def dataset(
+    exports: Annotated[list[Path], typer.Argument(help="Chat exports (.txt/.zip/result.json).")],
+    persona: Annotated[str, typer.Option(help="The author the model learns to be.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the dataset files.")],
+    config: Annotated[
+        Path | None, typer.Option(help="A JSON file of dataset settings (DatasetConfig fields).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override one setting: key=value (JSON value); repeatable."),
+    ] = None,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="Also print token counts and training cost/time.")
+    ] = False,
+    epochs: Annotated[int, typer.Option(help="Epochs assumed by --estimate.")] = 3,
+) -> None:
+    """Build fine-tuning data (HF, OpenAI, ShareGPT formats and a dataset card) into OUT."""
+    from style.profile import ProfileWarning
+    from training.dataset import (
+        DatasetConfig,
+        build_from_exports,
+        load_token_counter,
+        write_card,
+        write_dataset,
+    )
+    from training.errors import TrainingError
+
+    settings = Settings()
+    try:
+        values = json.loads(config.read_text(encoding="utf-8")) if config else {}
+        values.update(_assignments(set_ or []))
+        values.setdefault("gap_minutes", settings.conversation_gap_minutes)
+        cfg = DatasetConfig.from_dict(values)
+        counter = load_token_counter(cfg.tokenizer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ProfileWarning)  # listed in build.notes
+            build = build_from_exports(
+                exports,
+                persona,
+                cfg,
+                limits=settings.export_limits(),
+                make_scrubber=_training_scrubber(settings, persona),
+                token_counter=counter,
+            )
+        files = write_dataset(build, out, token_counter=counter)
+        write_card(build, out, files, token_counter=counter)
+    except (StyleError, TrainingError, OSError, json.JSONDecodeError) as exc:
+        raise _fail(exc) from exc
+    console = Console()
+    for note in build.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(
+        f"{len(build.train)} training and {len(build.eval)} held-out samples "
+        f"→ {out} ({', '.join(sorted(p.name for p in files.values()))})",
+        highlight=False,
+    )
+    if estimate:
+        _print_estimate(build, counter, settings, epochs, console)
+
+
+def _assignments(items: list[str]) -> dict[str, object]:
+    """`key=value` pairs; values are JSON when they parse (`3`, `null`, `[1,3]`), else text."""
+    values: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise StyleError(f"--set takes key=value, not {item!r}")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+def _training_scrubber(
+    settings: Settings, persona: str
+) -> Callable[[Sequence[Message]], Scrubber] | None:
+    """The scrubber factory for training data, or None when settings turn it off."""
+    if not settings.scrub_training:
+        return None
+    from style.scrub import Scrubber
+
+    salt = settings.pseudonym_salt()
+    return lambda messages: Scrubber.for_messages(
+        messages,
+        settings.scrub_mode,
+        keep_names=[persona],
+        names=settings.scrub_names,
+        blocklist=settings.scrub_blocklist,
+        region=settings.scrub_region,
+        salt=salt,
+        scrub_authors=settings.scrub_authors,
+    )
+
+
+def _print_estimate(
+    build: DatasetBuild, counter: TokenCounter, settings: Settings, epochs: int, console: Console
+) -> None:
+    """Token counts and cost/time per training target, OpenAI's price from settings."""
+    from training.dataset import estimate, estimate_table
+    from training.dataset.estimate import default_targets
+
+    targets = default_targets(openai_usd_per_1m_tokens=settings.openai_training_usd_per_1m_tokens)
+    console.print(
+        estimate_table(estimate(build, token_counter=counter, targets=targets, epochs=epochs))
+    )
 
 
 @app.command()

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     profile_min_messages: int = Field(
         default=50, ge=1, description="Warn when a persona has fewer messages than this."
     )
+    openai_training_usd_per_1m_tokens: float = Field(
+        default=5.0,
+        ge=0,
+        description="OpenAI's fine-tuning price, for `dataset --estimate` (check the price list).",
+    )
     scrub_mode: ScrubMode = Field(
         default=ScrubMode.REDACT,
         description="redact ([PHONE]), pseudonymize (consistent stand-ins) or drop the message.",

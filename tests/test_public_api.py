@@ -6,7 +6,15 @@ import importlib
 
 import pytest
 
-PACKAGES = ["style", "style.parse", "style.profile", "style.scrub", "training", "bot"]
+PACKAGES = [
+    "style",
+    "style.parse",
+    "style.profile",
+    "style.scrub",
+    "training",
+    "training.dataset",
+    "bot",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

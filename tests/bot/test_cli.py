@@ -216,3 +216,27 @@ def test_profile_unknown_persona_exits_2_listing_participants(tmp_path: Path) ->
     result = runner.invoke(app, ["profile", str(_export(tmp_path)), "--persona", "Nobody"])
     assert result.exit_code == 2
     assert "Maya" in result.stderr and "Sam" in result.stderr
+
+
+def test_dataset_writes_every_format_and_a_card(tmp_path: Path, monkeypatch) -> None:
+    from style.sample import sample_paths
+
+    monkeypatch.setenv("WA_PERSONA_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "ds"
+    args = ["dataset", *map(str, sample_paths()), "--persona", "Maya", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--set", "eval_share=0.2", "--estimate"])
+    assert result.exit_code == 0, result.output
+    for name in ("train.jsonl", "eval.jsonl", "openai_train.jsonl", "sharegpt_train.json"):
+        assert (out / name).stat().st_size > 0
+    card = json.loads((out / "dataset_card.json").read_text(encoding="utf-8"))
+    assert card["settings"]["eval_share"] == 0.2
+    first = json.loads((out / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert [m["role"] for m in first["messages"]][:2] == ["system", "user"]
+    assert "OpenAI" in result.stdout
+
+
+def test_dataset_unknown_setting_exits_2(tmp_path: Path) -> None:
+    args = ["dataset", str(_export(tmp_path)), "--persona", "Maya", "-o", str(tmp_path / "o")]
+    result = runner.invoke(app, [*args, "--set", "bogus=1"])
+    assert result.exit_code == 2
+    assert "unknown dataset setting(s) bogus" in result.stderr

@@ -1,0 +1,141 @@
+"""Count tokens the way the target model will: its own tokenizer when present, else an estimate.
+
+The dataset builder sizes every sample by a token budget. When the model's tokenizer is
+available locally (`transformers` installed and the files on disk or in the Hugging Face
+cache) it is used; nothing is ever downloaded. Otherwise `EstimatedCounter` stands in:
+
+    tokens(text) = ceil(utf8_bytes(text) / 3.2) + 4 per message
+
+Why bytes and 3.2. Published Llama-3 measurements give, in tokens per *character*: English
+0.25-0.30, French/Spanish/German 0.30-0.40, Russian 0.50-0.60, Chinese 0.60-0.80, Japanese
+0.70-0.90, Korean 0.80-1.00. Per character that spreads over 4x, but UTF-8 spends 1 byte on
+Latin letters, 2 on Cyrillic and 3 on CJK, so per *byte* the same figures all land between
+about 2.5 and 5 bytes per token (English 3.3-4, German 2.6-3.3, Russian 3.3-4, Chinese
+3.8-5, Korean 3-3.8). Chat text tokenizes worse than prose (slang, "sooo", emoji: 4 bytes
+and usually 1-3 tokens), so 3.2 bytes per token errs towards counting too many tokens,
+which only makes samples a little shorter than the budget, never longer. Qwen-style
+tokenizers pack CJK better still, so the estimate is conservative there too. These figures
+come from public tokenizer comparisons, not from a tokenizer run here; pass the model's
+tokenizer for exact counts.
+
+The 4 tokens per message are the chat template's role header and end-of-turn marker (Llama 3
+spends 5 on `<|start_header_id|>role<|end_header_id|>\\n\\n ... <|eot_id|>`, ChatML 5 on
+`<|im_start|>role\\n ... <|im_end|>\\n`, Mistral fewer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+BYTES_PER_TOKEN = 3.2
+"""UTF-8 bytes per token of the estimate; see the module docstring for the calibration."""
+
+MESSAGE_OVERHEAD = 4
+"""Tokens the chat template adds around every message (role header, end of turn)."""
+
+
+class TokenCounter(Protocol):
+    """Counts tokens of message contents; `per_message` is the template's cost per message."""
+
+    name: str
+    exact: bool
+    per_message: int
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text's content alone (no template overhead)."""
+        ...
+
+
+class EstimatedCounter:
+    """The tokenizer-free estimate: ceil(UTF-8 bytes / 3.2); `reason` says why it is used."""
+
+    exact = False
+
+    def __init__(
+        self,
+        *,
+        bytes_per_token: float = BYTES_PER_TOKEN,
+        per_message: int = MESSAGE_OVERHEAD,
+        reason: str = "no tokenizer was given",
+    ) -> None:
+        if bytes_per_token <= 0:
+            raise ValueError(f"bytes_per_token must be positive, not {bytes_per_token}")
+        self.name = f"estimate (utf-8 bytes / {bytes_per_token:g})"
+        self.per_message = per_message
+        self.reason = reason
+        # ceil(b / r) == -(-b * scale // (r * scale)) in integers: no float per text
+        self._num, self._den = 1000, round(bytes_per_token * 1000)
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Estimated tokens of each text."""
+        num, den = self._num, self._den
+        return [-(-len(text.encode()) * num // den) for text in texts]
+
+
+class TokenizerCounter:
+    """Exact counts from a Hugging Face tokenizer (anything with `__call__` -> input_ids)."""
+
+    exact = True
+
+    def __init__(self, tokenizer: Any, name: str, *, per_message: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.name = name
+        self.per_message = template_overhead(tokenizer) if per_message is None else per_message
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, special tokens left out (the template adds those)."""
+        counts: list[int] = []
+        for start in range(0, len(texts), 4096):  # batches keep memory flat
+            batch = list(texts[start : start + 4096])
+            ids = self.tokenizer(batch, add_special_tokens=False)["input_ids"]
+            counts += map(len, ids)
+        return counts
+
+
+def template_overhead(tokenizer: Any) -> int:
+    """Tokens the tokenizer's chat template adds per message, or `MESSAGE_OVERHEAD`.
+
+    Measured as the growth of a rendered two-message chat when one more message pair is
+    added, minus those messages' own tokens.
+    """
+    apply = getattr(tokenizer, "apply_chat_template", None)
+    if apply is None or getattr(tokenizer, "chat_template", None) is None:
+        return MESSAGE_OVERHEAD
+    one = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    try:
+        short = apply(one, tokenize=True)
+        long = apply([*one, *one], tokenize=True)
+        own = sum(len(tokenizer(x, add_special_tokens=False)["input_ids"]) for x in ("a", "b"))
+    except (ValueError, TypeError, KeyError) as exc:  # templates that reject this shape
+        logger.info("could not measure the chat template overhead: %s", exc)
+        return MESSAGE_OVERHEAD
+    return max(0, round((len(long) - len(short) - own) / 2))
+
+
+def load_token_counter(model: str | Path | None) -> TokenCounter:
+    """The model's tokenizer when it is available locally, else `EstimatedCounter`.
+
+    `model` is a Hugging Face model id (looked up in the local cache only) or a local
+    folder. transformers is imported here, lazily; when it is missing, or the tokenizer is
+    not on disk, the estimate is used and its `reason` (also logged) says why.
+    """
+    if model is None:
+        return EstimatedCounter()
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        reason = "transformers is not installed (install wa-persona[train] for exact counts)"
+        logger.warning("token counts for %s are estimated: %s", model, reason)
+        return EstimatedCounter(reason=reason)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model), local_files_only=True)
+    except (OSError, ValueError) as exc:  # not in the cache / not a tokenizer folder
+        reason = f"tokenizer {str(model)!r} is not available locally ({exc})"
+        logger.warning("token counts are estimated: %s", reason)
+        return EstimatedCounter(reason=reason)
+    return TokenizerCounter(tokenizer, str(model))
