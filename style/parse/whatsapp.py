@@ -20,6 +20,7 @@ file on disk is streamed twice in constant memory.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -31,12 +32,20 @@ from typing import Any
 from style.errors import NotAChatError
 from style.messages import Message, MessageKind
 from style.parse.markers import (
+    CLASSIFY_HEADS,
+    DOCUMENT_OMITTED,
     DROP_INVISIBLE,
     INVISIBLE,
+    OMITTED,
     classify,
     is_encryption_notice,
     needs_classifying,
 )
+
+try:  # the C inner loop (style/parse/_scan.c), built by setup.py where a compiler exists
+    _native: Any = importlib.import_module("style.parse._scan")
+except ImportError:
+    _native = None
 
 _M = f"[{INVISIBLE}]*"
 _SP = "[ \u00a0\u202f]"
@@ -365,6 +374,15 @@ def parse_whatsapp(
     have no message to join and are counted and skipped.
     """
     stats = stats if stats is not None else ParseStats()
+    scanner = _native_scanner(dialect, stats)
+    if scanner is not None:  # same messages and stats from C (_scan.c), which also cuts
+        for piece in [text] if isinstance(text, str) else text:  # pieces as _lines_whole does
+            yield from scanner.feed(piece)
+        last = scanner.finish()
+        stats.lines = scanner.line
+        yield from last
+        return
+
     split = dialect.header_pattern().split
     order, time_first = dialect.order, dialect.time_first
     days: dict[str, datetime | None] = {}
@@ -434,6 +452,30 @@ def parse_whatsapp(
     stats.lines = line
     if ts is not None:
         yield build(ts, body if not more else "".join([body, *more]), start)
+
+
+def _native_scanner(dialect: Dialect, stats: ParseStats) -> Any:
+    """The C version of the loop above for this dialect, or None to run the Python one."""
+    if _native is None:
+        return None
+    build = _MessageBuilder()
+    try:
+        return _native.Scanner(
+            dialect,
+            stats,
+            build,
+            build.chat_names,
+            message=Message,
+            text_kind=TEXT,
+            needs_classifying=needs_classifying,
+            heads=CLASSIFY_HEADS,
+            omitted=OMITTED,
+            suffixes=DOCUMENT_OMITTED,
+            invisible=INVISIBLE,
+            ampm=_AMPM,
+        )
+    except _native.Unsupported:  # time first, eras, marked dates: the Python loop does them
+        return None
 
 
 class _MessageBuilder:
