@@ -44,7 +44,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from profile_bench import DEFAULT_SEED, PERSONA, generate_chat  # noqa: E402
+from profile_bench import (  # noqa: E402
+    DEFAULT_SEED,
+    PERSONA,
+    _cpu_name,
+    _pin_to_one_cpu,
+    generate_chat,
+)
 
 from style.profile import ProfileWarning, build_profile  # noqa: E402
 from training.dataset.card import write_card  # noqa: E402
@@ -158,24 +164,6 @@ def _setting(item: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
-
-
-def _pin_to_one_cpu() -> str:
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned"
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return f"{cpu} (pinned)"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
