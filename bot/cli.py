@@ -92,13 +92,11 @@ def parse(
 
 def _write_jsonl(messages: Iterable[Message], *, chat: str | None = None) -> None:
     """One compact JSON object per message on stdout, written in batches."""
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    suffix = "" if chat is None else f',"chat":{json.dumps(chat, ensure_ascii=False)}}}'
     batch: list[str] = []
     for message in messages:
-        record = message.to_dict()
-        if chat is not None:
-            record["chat"] = chat
-        batch.append(dumps(record))
+        line = message.to_json()
+        batch.append(line if not suffix else line[:-1] + suffix)
         if len(batch) == 4096:
             sys.stdout.write("\n".join(batch) + "\n")
             batch.clear()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Any
+
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class MessageKind(StrEnum):
@@ -86,6 +90,17 @@ class Message:
             record["notice"] = self.notice
         record["line"] = self.line
         return record
+
+    def to_json(self) -> str:
+        """`to_dict()` as compact JSON, built directly: `wa-persona parse` writes millions."""
+        if self.media is not None or self.notice is not None:
+            return _DUMPS(self.to_dict())
+        author = "null" if self.author is None else encode_basestring(self.author)
+        return (
+            f'{{"ts":"{self.ts.isoformat()}","author":{author},'
+            f'"text":{encode_basestring(self.text)},"kind":"{self.kind.value}",'
+            f'"edited":{"true" if self.edited else "false"},"media":null,"line":{self.line}}}'
+        )
 
 
 @dataclass(slots=True)
