@@ -240,3 +240,11 @@ def test_dataset_unknown_setting_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--set", "bogus=1"])
     assert result.exit_code == 2
     assert "unknown dataset setting(s) bogus" in result.stderr
+
+
+def test_error_text_with_brackets_is_printed_as_is(tmp_path: Path) -> None:
+    path = tmp_path / "[bold]chat[red].txt"
+    path.write_text("no chat here\n", encoding="utf-8")
+    result = runner.invoke(app, ["parse", str(path)])
+    assert result.exit_code == 2
+    assert "[bold]chat[red].txt" in result.stderr
