@@ -114,7 +114,7 @@ def _print_summary(stream: ChatStream) -> None:
         first = message.ts if first is None or message.ts < first else first
         last = message.ts if last is None or message.ts > last else last
     console = Console()
-    console.print(f"[bold]{stream.source}[/]", highlight=False)
+    console.print(f"[bold]{escape(stream.source)}[/]", highlight=False)
     console.print(f"dialect: {stream.dialect}", highlight=False)
     if first is not None:
         console.print(f"dates: {first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M}", highlight=False)
@@ -131,7 +131,7 @@ def _print_summary(stream: ChatStream) -> None:
     )
     for author in authors:
         counts = [by_author[(author, kind)] for kind in kinds]
-        table.add_row(author, *map(str, counts), str(sum(counts)))
+        table.add_row(escape(author), *map(str, counts), str(sum(counts)))
     totals = [sum(n for (_, k), n in by_author.items() if k == kind) for kind in kinds]
     table.add_row("[bold]all[/]", *map(str, totals), str(sum(totals)))
     console.print(table)
@@ -176,7 +176,7 @@ def profile(
     else:
         page = write_report(result, report)
         Console().print(summary_table(result))
-        typer.echo(f"Report: {page}")
+        typer.echo(f"Report: {page}")  # plain text: paths may contain [brackets]
 
 
 @app.command()
@@ -230,10 +230,11 @@ def dataset(
         raise _fail(exc) from exc
     console = Console()
     for note in build.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    names = ", ".join(sorted(p.name for p in files.values()))
     console.print(
-        f"{len(build.train)} training and {len(build.eval)} held-out samples "
-        f"→ {out} ({', '.join(sorted(p.name for p in files.values()))})",
+        f"{len(build.train)} training and {len(build.eval)} held-out samples → {out} ({names})",
+        markup=False,
         highlight=False,
     )
     if estimate:

@@ -248,3 +248,12 @@ def test_error_text_with_brackets_is_printed_as_is(tmp_path: Path) -> None:
     result = runner.invoke(app, ["parse", str(path)])
     assert result.exit_code == 2
     assert "[bold]chat[red].txt" in result.stderr
+
+
+def test_summary_prints_bracketed_paths_and_authors_verbatim(tmp_path: Path) -> None:
+    path = tmp_path / "[red]chat.txt"
+    path.write_text("[12/03/2024, 21:04:05] [b]Maya: hi\n", encoding="utf-8")
+    result = runner.invoke(app, ["parse", str(path), "--summary"])
+    assert result.exit_code == 0, result.output
+    assert "[red]chat.txt" in result.stdout
+    assert "[b]Maya" in result.stdout
