@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from style.profile.model import Distribution, Form, Histogram, Profile, Term
 
@@ -46,13 +47,15 @@ def write_report(profile: Profile, directory: str | Path) -> Path:
 
 def summary_table(profile: Profile) -> Table:
     """A short terminal summary of the profile's headline numbers (print it with rich)."""
-    table = Table(title=f"Style profile: {profile.persona}", show_header=False, box=None)
+    # Text, not str: chat words like "[PHONE]" or "[b]" must not be read as rich markup.
+    title = Text(f"Style profile: {profile.persona}", style="italic")
+    table = Table(title=title, show_header=False, box=None)
     table.add_column("measure", style="bold")
     table.add_column("value")
     for label, value in _headlines(profile):
-        table.add_row(label, value)
+        table.add_row(label, Text(value))
     if profile.warnings:
-        table.add_row("warnings", "\n".join(profile.warnings), style="yellow")
+        table.add_row("warnings", Text("\n".join(profile.warnings)), style="yellow")
     return table
 
 
