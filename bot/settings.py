@@ -67,6 +67,34 @@ class Settings(BaseSettings):
         description="Secret that picks pseudonyms; unset, one is created in data_dir.",
     )
 
+    database: Path | None = Field(
+        default=None, description="The SQLite database; unset, `wa-persona.db` in data_dir."
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="OpenAI key (fine-tuning jobs, OpenAI models)."
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI API base URL; unset, api.openai.com (or a proxy)."
+    )
+    openai_fine_tuning: bool = Field(
+        default=False,
+        description=(
+            "Allow uploading scrubbed training data to OpenAI for fine-tuning (legacy: OpenAI "
+            "has closed self-serve fine-tuning to new users and is retiring it)."
+        ),
+    )
+    openai_poll_seconds: float = Field(
+        default=30.0, gt=0, description="How often a running OpenAI job is polled."
+    )
+
+    def database_path(self) -> Path:
+        """The database file these settings point at."""
+        return self.database or self.data_dir / "wa-persona.db"
+
+    def runs_dir(self) -> Path:
+        """Where training runs write their outputs (one folder per run)."""
+        return self.data_dir / "runs"
+
     def pseudonym_salt(self) -> str:
         """The configured salt, or this install's own (made once, readable only by us)."""
         if self.scrub_salt is not None:

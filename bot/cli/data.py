@@ -1,8 +1,4 @@
-"""The `wa-persona` command line: a thin layer over the library that mirrors its functions.
-
-Errors from the library become one line on stderr and exit status 2, never a traceback.
-Heavy modules are imported inside commands, so `wa-persona --help` stays instant.
-"""
+"""Data commands: parse, scrub, profile, dataset and the bundled sample."""
 
 from __future__ import annotations
 
@@ -19,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bot.cli.common import AssignmentError, app, assignments, err, fail
 from bot.settings import Settings
 from style.errors import StyleError
 from style.messages import Message
@@ -28,20 +25,6 @@ if TYPE_CHECKING:
     from style.parse import ChatStream
     from style.scrub import Scrubber
     from training.dataset import DatasetBuild, TokenCounter
-
-app = typer.Typer(
-    name="wa-persona",
-    help="Learn how one person writes from their chat exports, then answer as them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-err = Console(stderr=True)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 @app.command()
@@ -86,7 +69,7 @@ def parse(
                 name = stream.source.rsplit("#", 1)[-1] if len(streams) > 1 else None
                 _write_jsonl(stream, chat=name)
     except StyleError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     except BrokenPipeError:  # `wa-persona parse x | head` is fine
         sys.stderr.close()
 
@@ -169,7 +152,7 @@ def profile(
                 min_messages=min_messages or settings.profile_min_messages,
             )
     except StyleError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if report is None:
         err.print(summary_table(result))
         typer.echo(result.to_json())
@@ -210,7 +193,7 @@ def dataset(
     settings = Settings()
     try:
         values = json.loads(config.read_text(encoding="utf-8")) if config else {}
-        values.update(_assignments(set_ or []))
+        values.update(assignments(set_ or []))
         values.setdefault("gap_minutes", settings.conversation_gap_minutes)
         cfg = DatasetConfig.from_dict(values)
         counter = load_token_counter(cfg.tokenizer)
@@ -226,8 +209,8 @@ def dataset(
             )
         files = write_dataset(build, out, token_counter=counter)
         write_card(build, out, files, token_counter=counter)
-    except (StyleError, TrainingError, OSError, json.JSONDecodeError) as exc:
-        raise _fail(exc) from exc
+    except (StyleError, TrainingError, OSError, json.JSONDecodeError, AssignmentError) as exc:
+        raise fail(exc) from exc
     console = Console()
     for note in build.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -239,20 +222,6 @@ def dataset(
     )
     if estimate:
         _print_estimate(build, counter, settings, epochs, console)
-
-
-def _assignments(items: list[str]) -> dict[str, object]:
-    """`key=value` pairs; values are JSON when they parse (`3`, `null`, `[1,3]`), else text."""
-    values: dict[str, object] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise StyleError(f"--set takes key=value, not {item!r}")
-        try:
-            values[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key.strip()] = raw
-    return values
 
 
 def _training_scrubber(
@@ -333,7 +302,7 @@ def scrub(
         else:
             _write_jsonl(scrubbed)
     except StyleError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     err.print_json(scrubber.report.to_json())
 
 
@@ -348,8 +317,3 @@ def sample(
 
     for written in write_sample(directory, seed=seed, scale=scale):
         typer.echo(str(written))
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
