@@ -87,6 +87,46 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How often a running OpenAI job is polled."
     )
 
+    allow_remote_backends: bool = Field(
+        default=False,
+        description=(
+            "Allow sending (scrubbed) conversation text to remote services: Claude, or an "
+            "OpenAI-compatible server that is not on this machine."
+        ),
+    )
+    anthropic_api_key: SecretStr | None = Field(default=None, description="Claude API key.")
+    anthropic_base_url: str | None = Field(
+        default=None, description="Anthropic API base URL; unset, api.anthropic.com."
+    )
+    claude_model: str = Field(
+        default="claude-sonnet-4-5", description="Model id for the Claude few-shot backend."
+    )
+    claude_examples: int = Field(
+        default=8, ge=0, le=50, description="Real exchanges shown to Claude per reply."
+    )
+    backends: list[str] = Field(
+        default_factory=lambda: ["local", "claude", "retrieval"],
+        description=(
+            "The fallback chain, tried in order (JSON list); backends that are not set up "
+            "(no model, no key) are skipped."
+        ),
+    )
+    backend_deadline_s: float = Field(
+        default=30.0, gt=0, description="How long one backend may take before the next is tried."
+    )
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Failures in a row that open a backend's circuit breaker."
+    )
+    breaker_reset_s: float = Field(
+        default=60.0, gt=0, description="How long an open breaker skips its backend."
+    )
+    typing_speed: float = Field(
+        default=1.0, gt=0, description="Typing simulation speed factor (2 = twice as fast)."
+    )
+    typing_max_wait_s: float = Field(
+        default=90.0, ge=0, description="Longest a whole reply may take to arrive, in seconds."
+    )
+
     def database_path(self) -> Path:
         """The database file these settings point at."""
         return self.database or self.data_dir / "wa-persona.db"
