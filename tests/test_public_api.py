@@ -13,7 +13,9 @@ PACKAGES = [
     "style.scrub",
     "training",
     "training.dataset",
+    "training.evaluate",
     "bot",
+    "bot.backends",
 ]
 
 
