@@ -1,0 +1,1 @@
+"""Local fake servers that speak real third-party HTTP APIs, for the real SDK clients in tests."""
