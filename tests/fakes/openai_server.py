@@ -1,4 +1,4 @@
-"""A fake OpenAI API on 127.0.0.1 for the real `openai` client: files and fine-tuning jobs.
+"""A fake OpenAI API on 127.0.0.1 for the real `openai` client: fine-tuning and chat.
 
 `FakeOpenAI` holds the state (uploaded files with their bytes, jobs, events, every request
 seen) and builds an aiohttp `web.Application` from `routes()`; `serve()` runs it in a
@@ -6,6 +6,18 @@ background thread with its own event loop on a random port and sets `base_url`, 
 passes to `openai.OpenAI(base_url=...)`. Responses have the shapes of the client's types
 (`openai.types.FileObject`, `openai.types.fine_tuning.FineTuningJob`, `FineTuningJobEvent`,
 cursor pages with `has_more`); errors the API's `{"error": {...}}` body.
+
+`POST /v1/chat/completions` (non-streaming) answers with a `ChatCompletion`
+(`openai.types.chat.ChatCompletion`: one choice, usage counted at four characters a token),
+after checking the request as the API does (known parameters from the installed client's
+`completion_create_params`, their ranges, at most four stop sequences, messages with known
+roles and text content). The answer honours `stop` and `max_tokens` (finish reason `length`).
+Answers follow a script too: `reply_with(text)`, `fail_with(status)` (429, 500, 503, 400,
+401...) and `hang(seconds)` queue the next ones; unscripted requests get `default_reply`.
+`chat_models`, when set, is what the server serves (vLLM's `--lora-modules` names); other
+models get the API's 404 `model_not_found`. `extra_chat_parameters` lets a fake play vLLM,
+which takes sampling parameters OpenAI refuses (`VLLM_SAMPLING_PARAMETERS`). Any key other
+than `api_key` gets 401.
 
 Jobs follow a script: each `GET /v1/fine_tuning/jobs/{id}` applies the job's next `Step`
 (a status, the events emitted on the way, and on success or failure the final fields), as a
@@ -18,15 +30,18 @@ To fake another endpoint, add a handler method and its line in `routes()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from openai.types.chat import completion_create_params
 
 API_KEY = "sk-test-wa-persona"
 BODY = web.RequestKey("body", object)
@@ -55,6 +70,65 @@ _JOB_FIELDS = frozenset(
         "integrations",
     }
 )
+
+
+CHAT_PARAMETERS = frozenset(
+    completion_create_params.CompletionCreateParamsBase.__required_keys__
+    | completion_create_params.CompletionCreateParamsBase.__optional_keys__
+    | {"stream"}
+)
+"""Every body key the installed client's chat-completion types know; others get 400."""
+VLLM_SAMPLING_PARAMETERS = frozenset(
+    {"top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids", "ignore_eos"}
+)
+"""Sampling parameters vLLM's chat endpoint takes beyond OpenAI's (its documented extras);
+a fake playing vLLM sets `extra_chat_parameters` to them."""
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_RANGES = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "presence_penalty": (-2.0, 2.0),
+    "repetition_penalty": (0.01, 2.0),
+}
+_MAX_STOP = 4
+_ERROR_KINDS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAnswer:
+    """A scripted chat answer: the text, and the finish reason when not cut by the request."""
+
+    text: str
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFailure:
+    """A scripted API error for the next chat request."""
+
+    status: int
+    message: str
+    kind: str
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatHang:
+    """Answer the next chat request only after `seconds` (or when the server stops)."""
+
+    seconds: float
+    text: str
+
+
+ChatScript = ChatAnswer | ChatFailure | ChatHang
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +241,14 @@ class FakeOpenAI:
         self.models = set(FINE_TUNABLE)
         """Models a job may fine-tune; others are refused as the API refuses them."""
         self.base_url: str | None = None
+        self.default_reply = "ok"
+        """The chat answer when nothing is scripted."""
+        self.chat_models: set[str] | None = None
+        """The models chat requests may name; None serves any."""
+        self.extra_chat_parameters: frozenset[str] = frozenset()
+        """Body keys accepted beyond OpenAI's (`VLLM_SAMPLING_PARAMETERS` for vLLM)."""
+        self._chat_script: deque[ChatScript] = deque()
+        self._closing: asyncio.Event | None = None
         self._ids = itertools.count(1)
         self._clock = itertools.count(1_750_000_000)
 
@@ -175,6 +257,32 @@ class FakeOpenAI:
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         """The requests made with `method` to exactly `path` (e.g. "/v1/files")."""
         return [r for r in self.requests if r.method == method and r.path == path]
+
+    def chat_bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every chat completion request, oldest first."""
+        return [r.body for r in self.requests_to("POST", "/v1/chat/completions")]
+
+    def reply_with(self, text: str, *, finish_reason: str = "stop") -> None:
+        """Answer the next chat request with `text`."""
+        self._chat_script.append(ChatAnswer(text, finish_reason))
+
+    def fail_with(
+        self, status: int, message: str = "", *, kind: str | None = None, code: str | None = None
+    ) -> None:
+        """Answer the next chat request with the API's error body and `status`."""
+        default_kind, default_code = _ERROR_KINDS.get(status, ("invalid_request_error", None))
+        self._chat_script.append(
+            ChatFailure(
+                status,
+                message or f"fake error {status}",
+                kind or default_kind,
+                code if code is not None else default_code,
+            )
+        )
+
+    def hang(self, seconds: float, *, text: str = "too late") -> None:
+        """Answer the next chat request only after `seconds`, or when the server stops."""
+        self._chat_script.append(ChatHang(seconds, text))
 
     def add_event(
         self,
@@ -210,6 +318,7 @@ class FakeOpenAI:
             web.get("/v1/fine_tuning/jobs/{job_id}", self.retrieve_job),
             web.get("/v1/fine_tuning/jobs/{job_id}/events", self.list_events),
             web.post("/v1/fine_tuning/jobs/{job_id}/cancel", self.cancel_job),
+            web.post("/v1/chat/completions", self.chat_completion),
         ]
 
     def application(self) -> web.Application:
@@ -227,6 +336,7 @@ class FakeOpenAI:
         thread.start()
 
         async def start() -> int:
+            self._closing = asyncio.Event()
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             return int(runner.addresses[0][1])
@@ -236,6 +346,8 @@ class FakeOpenAI:
             self.base_url = f"http://127.0.0.1:{port}/v1"
             yield self
         finally:
+            if self._closing is not None:  # ends hanging answers, so cleanup need not wait
+                loop.call_soon_threadsafe(self._closing.set)
             asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
@@ -419,6 +531,132 @@ class FakeOpenAI:
     async def list_jobs(self, request: web.Request) -> web.Response:
         newest_first = sorted(self.jobs.values(), key=lambda job: job["created_at"], reverse=True)
         return _page(newest_first, request)
+
+    # --- chat completions ----------------------------------------------------------------
+
+    async def chat_completion(self, request: web.Request) -> web.Response:
+        try:
+            body = request[BODY] = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.")
+        problem = _chat_request_problem(body, self.extra_chat_parameters)
+        if problem is not None:
+            return _error(400, problem[1], param=problem[0])
+        if self.chat_models is not None and body["model"] not in self.chat_models:
+            return _error(
+                404,
+                f"The model `{body['model']}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        scripted = (
+            self._chat_script.popleft() if self._chat_script else ChatAnswer(self.default_reply)
+        )
+        if isinstance(scripted, ChatFailure):
+            return _error(scripted.status, scripted.message, code=scripted.code, kind=scripted.kind)
+        if isinstance(scripted, ChatHang):
+            assert self._closing is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), scripted.seconds)
+            scripted = ChatAnswer(scripted.text)
+        return web.json_response(self._chat_completion(body, scripted))
+
+    def _chat_completion(self, body: dict[str, Any], answer: ChatAnswer) -> dict[str, Any]:
+        """The `ChatCompletion` JSON for `answer`, cut at a stop sequence or `max_tokens`."""
+        text, finish = answer.text, answer.finish_reason
+        stops = body.get("stop") or []
+        for stop in [stops] if isinstance(stops, str) else stops:
+            if stop in text:
+                text, finish = text[: text.index(stop)], "stop"
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if limit is not None and _tokens(text) > limit:
+            text, finish = text[: limit * 4], "length"
+        prompt_tokens = sum(
+            _tokens(m["content"]) + 3 for m in body["messages"] if isinstance(m["content"], str)
+        )
+        completion_tokens = _tokens(text)
+        return {
+            "id": f"chatcmpl-fake{next(self._ids):06d}",
+            "object": "chat.completion",
+            "created": next(self._clock),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": text,
+                        "refusal": None,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
+
+
+def _chat_request_problem(body: Any, extra: frozenset[str]) -> tuple[str | None, str] | None:
+    """(param, message) of the first thing the real API would refuse in a chat request."""
+    if not isinstance(body, dict):
+        return None, "The request body must be a JSON object"
+    unknown = sorted(set(body) - CHAT_PARAMETERS - extra)
+    if unknown:
+        return unknown[0], f"Unrecognized request argument supplied: {unknown[0]}"
+    for key in ("model", "messages"):
+        if key not in body:
+            return key, f"Missing required parameter: '{key}'."
+    if body.get("stream"):
+        return "stream", "this fake answers non-streaming requests only"
+    if body.get("n", 1) != 1:
+        return "n", "this fake answers with one choice only"
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        return (
+            "messages",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+        )
+    for number, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+            return f"messages[{number}].role", f"Invalid value for 'messages[{number}].role'."
+        if not isinstance(message.get("content"), str):
+            return f"messages[{number}].content", "this fake takes text content only"
+    for key, (low, high) in _RANGES.items():
+        value = body.get(key)
+        if value is not None and not (
+            isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+        ):
+            return key, f"Invalid '{key}': expected a number from {low} to {high}."
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            return key, f"Invalid '{key}': integer below minimum value 1."
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str):
+        if not isinstance(stop, list) or not all(isinstance(item, str) for item in stop):
+            return "stop", "Invalid 'stop': expected a string or an array of strings."
+        if len(stop) > _MAX_STOP:
+            return "stop", f"Invalid 'stop': array too long; at most {_MAX_STOP} sequences."
+    return None
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4) if text else 0
 
 
 def _page(newest_first: list[dict[str, Any]], request: web.Request) -> web.Response:
