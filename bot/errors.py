@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "BackendUnavailable", "BotError"]
+__all__ = ["BackendError", "BackendUnavailable", "BotError", "DownloadError", "TransportError"]
 
 
 class BotError(Exception):
@@ -15,3 +15,11 @@ class BackendError(BotError):
 
 class BackendUnavailable(BackendError):
     """The backend is down, too slow or not configured; the fallback chain tries the next."""
+
+
+class TransportError(BotError):
+    """A messaging platform refused a request or could not be reached."""
+
+
+class DownloadError(TransportError):
+    """A sent file could not be fetched: too large, gone, or the platform refused."""

@@ -127,6 +127,57 @@ class Settings(BaseSettings):
         default=90.0, ge=0, description="Longest a whole reply may take to arrive, in seconds."
     )
 
+    admin_ids: list[str] = Field(
+        default_factory=list,
+        description=(
+            'Who may run admin commands, as "channel:user_id" (JSON list), e.g. '
+            '["telegram:123456789", "whatsapp:4915112345678"].'
+        ),
+    )
+    max_upload_mb: int = Field(
+        default=20, ge=1, description="Largest export accepted from a chat upload."
+    )
+
+    telegram_token: SecretStr | None = Field(default=None, description="Telegram bot token.")
+    telegram_base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base URL; point it at a self-hosted Bot API server for big files.",
+    )
+    telegram_base_file_url: str = Field(
+        default="https://api.telegram.org/file/bot", description="Bot API file download URL."
+    )
+    telegram_local_mode: bool = Field(
+        default=False,
+        description="The Bot API server is self-hosted (--local): files up to 2 GB.",
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None, description="Public HTTPS URL for webhook mode; unset, polling."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, description="Secret token Telegram sends with every webhook call."
+    )
+    telegram_webhook_port: int = Field(default=8443, description="Local port of the webhook.")
+
+    whatsapp_token: SecretStr | None = Field(
+        default=None, description="WhatsApp Cloud API access token."
+    )
+    whatsapp_phone_number_id: str | None = Field(
+        default=None, description="The sending phone number's id in the Cloud API."
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        default=None, description="App secret: checks X-Hub-Signature-256 on webhook calls."
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        default=None, description="The verify token entered in the webhook settings."
+    )
+    whatsapp_graph_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Graph API base URL (a proxy or business solution provider's).",
+    )
+    whatsapp_api_version: str = Field(default="v23.0", description="Graph API version.")
+    http_host: str = Field(default="0.0.0.0", description="Where the webhook server listens.")
+    http_port: int = Field(default=8080, description="Webhook server port (WhatsApp, health).")
+
     def database_path(self) -> Path:
         """The database file these settings point at."""
         return self.database or self.data_dir / "wa-persona.db"
