@@ -120,6 +120,27 @@ class Settings(BaseSettings):
     breaker_reset_s: float = Field(
         default=60.0, gt=0, description="How long an open breaker skips its backend."
     )
+    openai_compatible_api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key for OpenAI-compatible servers (vLLM --api-key); never the OpenAI key, which "
+            "only goes to OpenAI."
+        ),
+    )
+    local_load_in_4bit: bool = Field(
+        default=False, description="Load local models in 4-bit (needs CUDA and bitsandbytes)."
+    )
+    allow_model_downloads: bool = Field(
+        default=False,
+        description="Let the local backend download a base model named by hub id.",
+    )
+    local_temperature: float = Field(
+        default=0.8, ge=0, description="Local sampling temperature (0 = greedy)."
+    )
+    local_top_p: float = Field(default=0.95, gt=0, le=1, description="Local nucleus sampling.")
+    local_max_new_tokens: int = Field(
+        default=200, ge=1, description="Longest local reply, in tokens."
+    )
     typing_speed: float = Field(
         default=1.0, gt=0, description="Typing simulation speed factor (2 = twice as fast)."
     )

@@ -7,6 +7,7 @@ Names without an implementation are not registered, so asking for one is an erro
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -16,9 +17,10 @@ from bot.backends.fallback import FallbackChain
 from bot.errors import BackendError
 
 if TYPE_CHECKING:
+    from bot.backends.local import SamplingSettings
     from bot.personas import PersonaAssets
     from bot.settings import Settings
-    from training.registry import Registry
+    from training.registry import ModelVersion, Registry
 
 __all__ = [
     "BUILDERS",
@@ -40,6 +42,8 @@ class UnknownBackendError(BackendError):
 class NoBackendError(BackendError):
     """None of the listed backends is set up for this persona."""
 
+
+_LOCAL_KINDS = ("local-adapter", "local-model")
 
 BackendBuilder = Callable[["PersonaAssets", "Settings", "Registry"], Backend | None]
 
@@ -68,11 +72,101 @@ def _claude(persona: PersonaAssets, settings: Settings, registry: Registry) -> B
     return claude_from_settings(settings, persona.card, persona.index, profile=persona.profile)
 
 
+def _local(persona: PersonaAssets, settings: Settings, registry: Registry) -> Backend | None:
+    """The persona's active local version: an adapter on its base, or a full model."""
+    version = registry.active(persona.name)
+    if version is None or version.kind not in _LOCAL_KINDS:
+        logger.info("local: %s has no active local model version", persona.info.slug)
+        return None
+    return _version_backend(version, persona, settings)
+
+
+def _openai(persona: PersonaAssets, settings: Settings, registry: Registry) -> Backend | None:
+    """The persona's active OpenAI or OpenAI-compatible model (vLLM, llama.cpp, Ollama)."""
+    version = registry.active(persona.name)
+    if version is None or version.kind in _LOCAL_KINDS:
+        logger.info("openai: %s has no active OpenAI-compatible version", persona.info.slug)
+        return None
+    return _version_backend(version, persona, settings)
+
+
+def _base(persona: PersonaAssets, settings: Settings, registry: Registry) -> Backend | None:
+    """The untuned base of the active local version, shown only the persona card."""
+    version = registry.active(persona.name)
+    if version is None or version.kind not in _LOCAL_KINDS or not version.base_model:
+        logger.info("base: %s has no active local version with a base model", persona.info.slug)
+        return None
+    return _base_backend(version.base_model, persona, settings)
+
+
 BUILDERS: dict[str, BackendBuilder] = {
+    "base": _base,
     "claude": _claude,
+    "local": _local,
+    "openai": _openai,
     "retrieval": _retrieval,
 }
 """One builder per backend name (`WA_PERSONA_BACKENDS` lists names from here)."""
+
+
+def _version_backend(
+    version: ModelVersion, persona: PersonaAssets, settings: Settings
+) -> Backend | None:
+    """The backend that serves one registry version, whatever its kind."""
+    if version.kind in _LOCAL_KINDS:
+        from bot.backends.local import SamplingSettings, local_from_version
+
+        return local_from_version(
+            version,
+            persona.card,
+            profile=persona.profile,
+            sampling=_sampling(settings, SamplingSettings),
+            load_in_4bit=settings.local_load_in_4bit,
+            allow_download=settings.allow_model_downloads,
+            time_of_day=_time_of_day(persona),
+        )
+    from bot.backends.openai_chat import openai_chat_from_version
+
+    key = settings.openai_compatible_api_key
+    return openai_chat_from_version(
+        version,
+        settings,
+        persona.card,
+        profile=persona.profile,
+        time_of_day=_time_of_day(persona),
+        api_key=key.get_secret_value() if key and version.kind != "openai" else None,
+    )
+
+
+def _base_backend(base_model: str, persona: PersonaAssets, settings: Settings) -> Backend:
+    from bot.backends.local import SamplingSettings, local_base
+
+    return local_base(
+        base_model,
+        persona.card,
+        profile=persona.profile,
+        sampling=_sampling(settings, SamplingSettings),
+        load_in_4bit=settings.local_load_in_4bit,
+        allow_download=settings.allow_model_downloads,
+        time_of_day=_time_of_day(persona),
+    )
+
+
+def _sampling(settings: Settings, cls: type[SamplingSettings]) -> SamplingSettings:
+    return cls(
+        temperature=settings.local_temperature,
+        top_p=settings.local_top_p,
+        max_new_tokens=settings.local_max_new_tokens,
+    )
+
+
+def _time_of_day(persona: PersonaAssets) -> bool:
+    """Whether the persona's dataset put a time-of-day line in the card (serving must too)."""
+    try:
+        card = json.loads((persona.dataset_dir / "dataset_card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(card.get("settings", {}).get("time_of_day", False))
 
 
 def backend_names() -> list[str]:
@@ -85,15 +179,38 @@ def build_backend(
 ) -> Backend | None:
     """The backend `name` for `persona`, or None when it is not set up (logged at INFO)."""
     builder = BUILDERS.get(name)
-    if builder is None:
-        raise UnknownBackendError(
-            f"unknown backend {name!r}; choose from {', '.join(backend_names())} "
-            "(WA_PERSONA_BACKENDS or --backend)"
-        )
-    backend = builder(persona, settings, registry)
+    if builder is not None:
+        backend = builder(persona, settings, registry)
+    else:
+        backend = _named_version(name, persona, settings, registry)
     if backend is None:
         logger.info("backend %s is not set up for persona %s; skipped", name, persona.info.slug)
     return backend
+
+
+def _named_version(
+    name: str, persona: PersonaAssets, settings: Settings, registry: Registry
+) -> Backend | None:
+    """A registry version id (`maya-v3`), or its untuned base (`base:maya-v3`)."""
+    from training.registry import UnknownVersionError
+
+    base, _, version_id = name.rpartition(":")
+    try:
+        version = registry.get(version_id)
+    except UnknownVersionError:
+        version = None
+    if version is None or base not in ("", "base") or version.persona != persona.name:
+        raise UnknownBackendError(
+            f"unknown backend {name!r}; choose from {', '.join(backend_names())}, a model "
+            f"version of {persona.name} (`wa-persona models`) or base:VERSION"
+        )
+    if version.status in ("training", "failed"):
+        raise UnknownBackendError(f"{version_id} is {version.status}; it has no model to serve")
+    if base:
+        if version.kind not in _LOCAL_KINDS or not version.base_model:
+            raise UnknownBackendError(f"{version_id} is not a local adapter with a base model")
+        return _base_backend(version.base_model, persona, settings)
+    return _version_backend(version, persona, settings)
 
 
 def build_chain(
