@@ -106,7 +106,7 @@ def plan_typing(
             already passed since that turn counts toward the latency; quick recent gaps
             shorten it.
         speed: 2.0 plays the whole plan twice as fast.
-        max_wait_s: the whole plan is scaled down proportionally to fit this.
+        max_wait_s: longer plans are squeezed to fit, idle waits first.
         min_wait_s: the first bubble never arrives sooner than this.
         rng: every random draw comes from it, so a seed gives the same plan.
     """
@@ -204,21 +204,28 @@ def fit(
 
     Raising the first arrival can overflow max_wait_s again; then the later steps give way.
     """
-    steps = [(w / speed, t / speed) for w, t in steps]
-    total = sum(w + t for w, t in steps)
-    if total > max_wait_s:
-        steps = scaled(steps, max_wait_s / total)
+    steps = squeezed([(w / speed, t / speed) for w, t in steps], max_wait_s)
     (wait, typing), rest = steps[0], steps[1:]
     if wait + typing < min_wait_s:
         wait = min_wait_s - typing
-        rest_s = sum(w + t for w, t in rest)
-        if min_wait_s + rest_s > max_wait_s:
-            rest = scaled(rest, (max_wait_s - min_wait_s) / rest_s)
+        rest = squeezed(rest, max_wait_s - min_wait_s)
     return [(wait, typing), *rest]
 
 
-def scaled(steps: list[tuple[float, float]], factor: float) -> list[tuple[float, float]]:
-    """Every duration times `factor`."""
+def squeezed(steps: list[tuple[float, float]], budget_s: float) -> list[tuple[float, float]]:
+    """The steps shortened to last at most `budget_s`: idle waits first, typing only if needed.
+
+    A person who answers late still types at their own speed, so typing times are kept as
+    long as they fit; only when typing alone overflows is everything scaled.
+    """
+    idle = sum(w for w, _ in steps)
+    typing_s = sum(t for _, t in steps)
+    if idle + typing_s <= budget_s:
+        return steps
+    if typing_s < budget_s:
+        factor = (budget_s - typing_s) / idle
+        return [(w * factor, t) for w, t in steps]
+    factor = budget_s / (idle + typing_s)
     return [(w * factor, t * factor) for w, t in steps]
 
 
