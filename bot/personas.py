@@ -8,11 +8,13 @@
         dataset/        what `wa-persona dataset` writes (scrubbed per the settings)
         exchanges.npz   the retrieval index of the dataset's training split
 
-`prepare_persona` builds every asset into a hidden folder beside the persona's and swaps it
-in only when all of them are written, so a failed rebuild (a corrupt export, a crash) never
-loses the assets that were there. `ensure_persona` reuses them while the exports and the
-settings that shaped them are unchanged. `delete_persona` removes the files, the persona's
-model versions (and the run folders under the data dir they point at) and its conversations.
+`prepare_persona` (from export files) and `prepare_persona_from_chats` (from parsed chats,
+such as the bot's stored uploads) build every asset into a hidden folder beside the
+persona's and swap it in only when all of them are written, so a failed rebuild (a corrupt
+export, a crash) never loses the assets that were there. `ensure_persona` reuses them while
+the exports and the settings that shaped them are unchanged. `delete_persona` removes the
+files, the persona's model versions (and the run folders under the data dir they point at)
+and its conversations.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from training.errors import TrainingError
 from training.registry import persona_slug
 
 if TYPE_CHECKING:
+    from sqlite_utils import Database
+
     from bot.exchanges import ExchangeIndex
     from style.messages import Chat, Message
     from style.profile import Profile
@@ -64,6 +68,7 @@ __all__ = [
     "load_persona",
     "personas_dir",
     "prepare_persona",
+    "prepare_persona_from_chats",
     "save_style_strength",
 ]
 
@@ -238,10 +243,49 @@ def prepare_persona(
         PersonaError: the exports cannot be read, the name is not an author in them, or
             nothing is left to learn from; whatever was prepared before is kept.
     """
-    if not name.strip():
-        raise PersonaError("a persona needs a name: the author's name as the export writes it")
     if not exports:
         raise PersonaError(f"give at least one export to build {name} from")
+    paths = [Path(p) for p in exports]
+
+    def read() -> tuple[list[Chat], tuple[SourceFile, ...]]:
+        from style.parse import load_chats
+
+        sources = _hash_sources(paths)
+        limits = settings.export_limits()
+        return [chat for path in paths for chat in load_chats(path, limits=limits)], sources
+
+    return _prepare(settings, name, read, on_progress, report)
+
+
+def prepare_persona_from_chats(
+    settings: Settings,
+    name: str,
+    chats: Sequence[Chat],
+    sources: Sequence[SourceFile],
+    *,
+    on_progress: ProgressCallback | None = None,
+    report: bool = False,
+) -> PersonaAssets:
+    """Build every asset of `name` from chats already parsed (the bot's stored messages).
+
+    The same pipeline and the same atomic swap as `prepare_persona`; `sources` names what the
+    chats came from (the uploaded files' hashes and sizes) for `persona.json`.
+    """
+    if not chats:
+        raise PersonaError(f"there are no messages to build {name} from; send a chat export first")
+    return _prepare(settings, name, lambda: (list(chats), tuple(sources)), on_progress, report)
+
+
+def _prepare(
+    settings: Settings,
+    name: str,
+    read: Callable[[], tuple[list[Chat], tuple[SourceFile, ...]]],
+    on_progress: ProgressCallback | None,
+    report: bool,
+) -> PersonaAssets:
+    """Build the assets into a hidden folder and swap it in; `read` gives the chats."""
+    if not name.strip():
+        raise PersonaError("a persona needs a name: the author's name as the export writes it")
     slug = persona_slug(name)
     target = personas_dir(settings) / slug
     previous = _previous_info(target)
@@ -255,7 +299,7 @@ def prepare_persona(
     building = target.parent / f".{slug}.build-{secrets.token_hex(4)}"
     building.mkdir()
     try:
-        info = _build(settings, name, [Path(p) for p in exports], building, previous, on_progress)
+        info = _build(settings, name, read, building, previous, on_progress)
         if report:
             from style.report import write_report
 
@@ -353,11 +397,13 @@ def save_style_strength(settings: Settings, name: str, strength: float) -> Perso
     return updated
 
 
-def delete_persona(settings: Settings, name: str) -> PersonaDeletion:
+def delete_persona(settings: Settings, name: str, *, db: Database | None = None) -> PersonaDeletion:
     """Delete the persona for good: files, model versions (and our run folders), conversations.
 
     Model folders outside the data dir (imported with `wa-persona models import`) are left
-    where they are and listed in `kept_paths`.
+    where they are and listed in `kept_paths`. Rows are deleted with SQLite's `secure_delete`
+    on, so their text is overwritten rather than left in free pages; pass `db` to delete
+    through an open connection (the service's), else the settings' database is opened.
     """
     from bot.store import Store
     from training.db import connect
@@ -367,12 +413,15 @@ def delete_persona(settings: Settings, name: str) -> PersonaDeletion:
     has_files = folder.is_dir()
     if has_files and (folder / INFO_FILE).is_file():
         name = _read_info(folder).name
-    db = connect(settings.database_path())
+    own = db is None
+    conn = connect(settings.database_path()) if db is None else db
     try:
-        removed = Registry(db).delete_persona(name)
-        turns = Store(db).delete_persona(name)
+        conn.execute("PRAGMA secure_delete = ON")
+        removed = Registry(conn).delete_persona(name)
+        turns = Store(conn).delete_persona(name)
     finally:
-        db.close()
+        if own:
+            conn.close()
     if not has_files and not removed and not turns:
         load_persona(settings, name)  # raises the helpful unknown-persona error
     kept = [p for version in removed if (p := _remove_model_files(settings, version.path))]
@@ -394,14 +443,13 @@ def delete_persona(settings: Settings, name: str) -> PersonaDeletion:
 def _build(
     settings: Settings,
     name: str,
-    paths: list[Path],
+    read: Callable[[], tuple[list[Chat], tuple[SourceFile, ...]]],
     out: Path,
     previous: PersonaInfo | None,
     on_progress: ProgressCallback | None,
 ) -> PersonaInfo:
     """Write every asset into `out`; return the info written."""
     from bot.exchanges import ExchangeIndex
-    from style.parse import load_chats
     from style.profile import build_profile
     from training.dataset import (
         DatasetConfig,
@@ -413,9 +461,7 @@ def _build(
 
     step = on_progress or (lambda _: None)
     step("read")
-    sources = _hash_sources(paths)
-    limits = settings.export_limits()
-    chats = [chat for path in paths for chat in load_chats(path, limits=limits)]
+    chats, sources = read()
     messages = [m for chat in chats for m in chat.messages]
 
     step("scrub")

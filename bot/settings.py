@@ -155,6 +155,13 @@ class Settings(BaseSettings):
             '["telegram:123456789", "whatsapp:4915112345678"].'
         ),
     )
+    uploads_from_anyone: bool = Field(
+        default=False,
+        description=(
+            "Let anyone who can message the bot send chat exports (and so create personas); "
+            "off, only admin_ids may."
+        ),
+    )
     max_upload_mb: int = Field(
         default=20, ge=1, description="Largest export accepted from a chat upload."
     )

@@ -31,6 +31,8 @@ def connect(path: str | Path) -> Database:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         db = Database(conn)
         db.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows hold private chat text: overwrite them instead of leaving free pages.
+        db.execute("PRAGMA secure_delete = ON")
         db.enable_wal()
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -244,7 +244,9 @@ def test_chain_refuses_unknown_repeated_or_no_usable_backends(
 ) -> None:
     settings, assets, _ = prepared
     registry = Registry(connect(tmp_path / "registry.db"))
-    with pytest.raises(UnknownBackendError, match="choose from claude, retrieval"):
+    with pytest.raises(
+        UnknownBackendError, match="choose from base, claude, local, openai, retrieval"
+    ):
         build_backend("gpt9", assets, settings, registry)
     with pytest.raises(BackendError, match="listed twice"):
         build_chain(assets, settings, registry, ["retrieval", "retrieval"])
