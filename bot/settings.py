@@ -141,6 +141,26 @@ class Settings(BaseSettings):
     local_max_new_tokens: int = Field(
         default=200, ge=1, description="Longest local reply, in tokens."
     )
+    train_config: str = Field(
+        default="smollm2-135m-cpu-lora",
+        description="Preset or YAML file the bot's retrain jobs train with.",
+    )
+    max_concurrent_jobs: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Retrain/evaluate jobs of different personas running at once; training "
+            "saturates the machine."
+        ),
+    )
+    retrain_min_new_messages: int = Field(
+        default=200,
+        ge=0,
+        description=(
+            "A scheduled retrain runs only when this many messages arrived since the last "
+            "trained version."
+        ),
+    )
     typing_speed: float = Field(
         default=1.0, gt=0, description="Typing simulation speed factor (2 = twice as fast)."
     )

@@ -11,9 +11,6 @@ ready version is compared with the active one, applies the champion/challenger r
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,33 +21,27 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.cli.common import AssignmentError, app, assignments, err, fail
-from bot.errors import BackendUnavailable, BotError
+from bot.errors import BotError
+from bot.evaluations import (
+    EvalError,
+    EvalProgress,
+    evaluate_persona,
+    generate_systems,
+    resolve_system,
+)
 from bot.settings import Settings
 from style.errors import StyleError
 from training.errors import TrainingError
 
 if TYPE_CHECKING:
-    from bot.backends.base import Backend
-    from bot.personas import PersonaAssets
-    from training.evaluate import ChampionRule, EvaluationRun, Generation, HeldOutTurn
-    from training.registry import ModelVersion, Registry
+    from rich.progress import Progress, TaskID
+
+    from bot.evaluations import EvaluationOutcome
+    from training.evaluate import ChampionRule
 
 REAL_SIDE = "real"
 """`--against real`: the persona's own held-out reply."""
 _ERRORS = (BotError, StyleError, TrainingError, AssignmentError, OSError)
-
-
-class EvalError(BotError):
-    """An evaluation cannot be set up as asked (unknown system, a version of someone else...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _System:
-    """One thing to evaluate: a registry version or a backend, and the backend that answers."""
-
-    name: str
-    backend: Backend
-    version: ModelVersion | None = None
 
 
 PersonaOption = Annotated[
@@ -109,74 +100,47 @@ def eval_(
     Default: the active version (if any) and the retrieval backend.
     A ready version is compared with the active one under the champion/challenger rule.
     """
-    from bot.personas import load_persona
-    from training.evaluate import EvaluationRun, signature_phrases, summary_table, write_report
-    from training.registry import Registry
+    from training.evaluate import summary_table
 
     settings = Settings()
+    bar = _Bar()
     try:
-        champion_rule = _rule(rule or [])
-        assets = load_persona(settings, persona)
-        registry = Registry.open(settings.database_path())
-        systems, notes = _systems(assets, settings, registry, model or [], backend or [])
-        run = EvaluationRun.from_dataset(
-            assets.dataset_dir,
-            persona=assets.name,
-            signature_phrases=signature_phrases(assets.profile),
-            limit=limit,
-            seed=seed,
-        )
-    except _ERRORS as exc:
-        raise fail(exc) from exc
-    for note in notes:
-        err.print(escape(note), highlight=False)
-    now = datetime.now(UTC)
-    try:
-        results = asyncio.run(
-            _generate_systems(
-                run.heldout,
-                systems,
-                assets.name,
-                now=now,
-                strength=strength,
+        outcome = asyncio.run(
+            evaluate_persona(
+                settings,
+                persona,
+                models=model or [],
+                backends=backend or [],
+                limit=limit,
+                out=out,
                 concurrency=concurrency,
-                deadline_s=settings.backend_deadline_s,
                 capability=capability,
+                rule=_rule(rule or []),
+                strength=strength,
+                seed=seed,
+                promote=promote,
+                on_progress=bar.show,
             )
         )
     except _ERRORS as exc:
         raise fail(exc) from exc
-    scores: dict[str, float] = {}
-    for system, (generation, score) in zip(systems, results, strict=True):
-        run.add(system.name, generation, kind="model" if system.version else "backend")
-        if score is not None:
-            scores[system.name] = score
-    folder = out or assets.folder / "evals" / f"{run.created_at:%Y%m%dT%H%M%SZ}"
-    try:
-        files = write_report(run, folder)
-        for system in systems:
-            if system.version is not None:
-                metrics = run.result(system.name).metrics()
-                if system.name in scores:
-                    metrics["capability"] = scores[system.name]
-                registry.update(system.name, metrics=metrics)
-    except _ERRORS as exc:
-        raise fail(exc) from exc
+    finally:
+        bar.stop()
+    for note in outcome.notes:
+        err.print(escape(note), highlight=False)
     console = Console()
-    console.print(summary_table(run))
+    console.print(summary_table(outcome.run))
+    scores = outcome.capability
     if scores:
         shown = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
         console.print(f"capability (share of general prompts passed): {escape(shown)}")
     console.print(
-        f"report: {escape(str(files.html))} (private: holds message text)",
+        f"report: {escape(str(outcome.files.html))} (private: holds message text)",
         highlight=False,
         soft_wrap=True,
     )
-    console.print(f"numbers: {escape(str(files.json))}", highlight=False, soft_wrap=True)
-    try:
-        _champion(console, run, systems, registry, champion_rule, scores, promote=promote)
-    except _ERRORS as exc:
-        raise fail(exc) from exc
+    console.print(f"numbers: {escape(str(outcome.files.json))}", highlight=False, soft_wrap=True)
+    _print_verdicts(console, outcome, promote=promote)
 
 
 abtest_app = typer.Typer(
@@ -212,6 +176,7 @@ def abtest(
     from training.registry import Registry
 
     settings = Settings()
+    bar = _Bar()
     try:
         if persona is None or out is None:
             raise EvalError("give --persona and --out (or score a test: abtest score ANSWERS KEY)")
@@ -220,13 +185,13 @@ def abtest(
         assets = load_persona(settings, persona)
         registry = Registry.open(settings.database_path())
         first_name = model or backend or ""
-        first = _system(assets, settings, registry, first_name, is_version=model is not None)
+        first = resolve_system(assets, settings, registry, first_name, is_version=model is not None)
         sides = [first]
         if against != REAL_SIDE:
-            sides.append(_system(assets, settings, registry, against, is_version=None))
+            sides.append(resolve_system(assets, settings, registry, against, is_version=None))
         heldout = load_heldout(assets.dataset_dir, limit=pairs)
         results = asyncio.run(
-            _generate_systems(
+            generate_systems(
                 heldout,
                 sides,
                 assets.name,
@@ -235,10 +200,13 @@ def abtest(
                 concurrency=concurrency,
                 deadline_s=settings.backend_deadline_s,
                 capability=False,
+                on_progress=bar.show,
             )
         )
     except _ERRORS as exc:
         raise fail(exc) from exc
+    finally:
+        bar.stop()
     replies = [generation.replies for generation, _ in results]
     other = replies[1] if len(replies) > 1 else [list(t.reference) for t in heldout]
     items = [
@@ -305,176 +273,42 @@ def abtest_score(
     )
 
 
-# --- systems -------------------------------------------------------------------------------
+# --- output --------------------------------------------------------------------------------
 
 
-def _systems(
-    assets: PersonaAssets,
-    settings: Settings,
-    registry: Registry,
-    models: Sequence[str],
-    backends: Sequence[str],
-) -> tuple[list[_System], list[str]]:
-    """The systems to evaluate, and notes about what was added; default: active + retrieval."""
-    from training.registry import ModelStatus
+class _Bar:
+    """A transient progress bar per system on stderr, shown from the first reply on."""
 
-    notes: list[str] = []
-    active = registry.active(assets.name)
-    if not models and not backends:
-        models = [active.version] if active is not None else []
-        backends = ["retrieval"]
-    names = [*models, *backends]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise EvalError(f"{', '.join(repeated)} is listed twice; list each system once")
-    versions = [_version(registry, name, assets.name) for name in models]
-    ready = any(v.status is ModelStatus.READY for v in versions)
-    if ready and active is not None and active.version not in models:
-        models = [active.version, *models]
-        notes.append(f"comparing with the active version {active.version} (the champion)")
-    return [
-        *(_system(assets, settings, registry, name, is_version=True) for name in models),
-        *(_system(assets, settings, registry, name, is_version=False) for name in backends),
-    ], notes
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
 
+    def show(self, update: EvalProgress) -> None:
+        """Move the system's bar (made on its first update)."""
+        if self._progress is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-def _system(
-    assets: PersonaAssets,
-    settings: Settings,
-    registry: Registry,
-    name: str,
-    *,
-    is_version: bool | None,
-) -> _System:
-    """The system `name`: a version (`is_version`), a backend, or either (None: try both)."""
-    from bot.backends.factory import build_backend
-    from training.registry import UnknownVersionError
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=err,
+                transient=True,
+            )
+            self._progress.start()
+        name = escape(update.system)
+        if update.system not in self._tasks:
+            self._tasks[update.system] = self._progress.add_task(name, total=update.total)
+        task = self._tasks[update.system]
+        if update.stage == "capability":
+            self._progress.update(task, description=f"{name}: capability")
+        else:
+            self._progress.update(task, completed=update.done, total=update.total)
 
-    version = None
-    if is_version is not False:
-        try:
-            version = _version(registry, name, assets.name)
-        except UnknownVersionError:
-            if is_version:
-                raise
-    backend = build_backend(name, assets, settings, registry)
-    if backend is None:
-        raise EvalError(
-            f"{name} is not set up for {assets.name} (no model, no key, or remote backends "
-            "not allowed); see docs/backends.md"
-        )
-    return _System(name, backend, version)
-
-
-def _version(registry: Registry, name: str, persona: str) -> ModelVersion:
-    """The registry version `name`, refused when it is another persona's or has no model."""
-    from training.registry import ModelStatus
-
-    version = registry.get(name)
-    if version.persona != persona:
-        raise EvalError(f"{name} is {version.persona}'s model, not {persona}'s")
-    if version.status in (ModelStatus.TRAINING, ModelStatus.FAILED):
-        raise EvalError(f"{name} is {version.status.value}; only a trained version can answer")
-    return version
-
-
-# --- generation ----------------------------------------------------------------------------
-
-
-async def _generate_systems(
-    heldout: Sequence[HeldOutTurn],
-    systems: Sequence[_System],
-    persona: str,
-    *,
-    now: datetime,
-    strength: float,
-    concurrency: int,
-    deadline_s: float,
-    capability: bool,
-) -> list[tuple[Generation, float | None]]:
-    """Each system's replies (one system at a time, so latencies are its own) and capability.
-
-    One event loop for all of them: SDK clients bound to a loop stay usable.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from training.evaluate import generate_all
-
-    results: list[tuple[Generation, float | None]] = []
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-    )
-    try:
-        with progress:
-            for system in systems:
-                task = progress.add_task(escape(system.name), total=len(heldout))
-                reply = _reply_function(system.backend, persona, now, strength, deadline_s)
-                generation = await generate_all(
-                    heldout,
-                    reply,
-                    concurrency=concurrency,
-                    on_progress=lambda done, _, task=task: progress.update(task, completed=done),
-                    failures=(BackendUnavailable, TimeoutError),
-                )
-                score = None
-                if capability and system.version is not None:
-                    progress.update(task, description=f"{escape(system.name)}: capability")
-                    score = await _capability(system.backend, persona, now, concurrency, deadline_s)
-                results.append((generation, score))
-    finally:
-        for system in systems:
-            close = getattr(system.backend, "aclose", None)  # SDK clients, model threads
-            if close is not None:
-                await close()
-    return results
-
-
-def _reply_function(
-    backend: Backend, persona: str, now: datetime, strength: float, deadline_s: float
-) -> Callable[[HeldOutTurn], Awaitable[tuple[list[str], float]]]:
-    """Ask `backend` for the persona's reply to one held-out turn, timed, within the deadline."""
-    from bot.backends.base import ChatTurn, Prompt
-
-    async def reply(turn: HeldOutTurn) -> tuple[list[str], float]:
-        history = tuple(ChatTurn(t.role, t.bubbles, now) for t in turn.context)
-        prompt = Prompt(persona, f"eval:{turn.line}", history, now, strength)
-        start = time.perf_counter()
-        async with asyncio.timeout(deadline_s):
-            answer = await backend.reply(prompt)
-        return list(answer.bubbles), time.perf_counter() - start
-
-    return reply
-
-
-async def _capability(
-    backend: Backend, persona: str, now: datetime, concurrency: int, deadline_s: float
-) -> float:
-    """The share of the bundled general prompts the backend answers correctly."""
-    from bot.backends.base import ChatTurn, Prompt
-    from training.evaluate import capability_prompts, score_capability
-
-    gate = asyncio.Semaphore(concurrency)
-
-    async def ask(number: int, text: str) -> str:
-        prompt = Prompt(persona, f"capability:{number}", (ChatTurn("user", (text,), now),), now)
-        async with gate:
-            try:
-                async with asyncio.timeout(deadline_s):
-                    answer = await backend.reply(prompt)
-            except (BackendUnavailable, TimeoutError):
-                return ""
-        return "\n".join(answer.bubbles)
-
-    prompts = capability_prompts()
-    answers = await asyncio.gather(*(ask(i, p.prompt) for i, p in enumerate(prompts)))
-    return score_capability(answers)
-
-
-# --- champion / challenger -----------------------------------------------------------------
+    def stop(self) -> None:
+        """Take the bars down (safe when none was shown)."""
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def _rule(items: list[str]) -> ChampionRule:
@@ -490,55 +324,23 @@ def _rule(items: list[str]) -> ChampionRule:
         raise EvalError(f"--rule {where}: {problem['msg']}") from exc
 
 
-def _champion(
-    console: Console,
-    run: EvaluationRun,
-    systems: Sequence[_System],
-    registry: Registry,
-    rule: ChampionRule,
-    capability: dict[str, float],
-    *,
-    promote: bool,
-) -> None:
-    """Print the champion/challenger decision for each ready version; promote the best."""
-    from training.evaluate import Contender, decide
-    from training.registry import ModelStatus
-
-    challengers = [s for s in systems if s.version and s.version.status is ModelStatus.READY]
-    if not challengers:
+def _print_verdicts(console: Console, outcome: EvaluationOutcome, *, promote: bool) -> None:
+    """Print the champion/challenger decision for each ready version, and what was promoted."""
+    if not outcome.verdicts:
         if promote:
             console.print("nothing to promote: no ready version was evaluated")
         return
-    champion = next(
-        (s for s in systems if s.version and s.version.status is ModelStatus.ACTIVE), None
-    )
-    defending = (
-        None
-        if champion is None
-        else Contender.from_result(
-            run.result(champion.name), capability=capability.get(champion.name)
-        )
-    )
-    real = Contender.from_result(run.ceiling)
-    winners = []
-    for challenger in challengers:
-        result = run.result(challenger.name)
-        contender = Contender.from_result(result, capability=capability.get(challenger.name))
-        decision = decide(contender, defending, rule, real=real)
-        against = f"the active {champion.name}" if champion else "no active version"
-        verdict = "[bold green]promote[/]" if decision.promote else "[bold yellow]keep[/]"
-        console.print(f"{escape(challenger.name)} against {escape(against)}: {verdict}")
-        for reason in decision.reasons:
+    for verdict in outcome.verdicts:
+        against = f"the active {verdict.champion}" if verdict.champion else "no active version"
+        shown = "[bold green]promote[/]" if verdict.decision.promote else "[bold yellow]keep[/]"
+        console.print(f"{escape(verdict.challenger)} against {escape(against)}: {shown}")
+        for reason in verdict.decision.reasons:
             console.print(f"  - {escape(reason)}", highlight=False)
-        if decision.promote:
-            winners.append((result.distances.score, challenger.name))
-    if not winners:
+    if outcome.winner is None:
         if promote:
             console.print("nothing promoted: no challenger passed the rule")
-        return
-    best = min(winners)[1]
-    if promote:
-        activated = registry.activate(best)
+    elif outcome.promoted is not None:
+        activated = outcome.promoted
         console.print(f"{escape(activated.version)} is now active for {escape(activated.persona)}")
     else:
-        console.print(f"run again with --promote to activate {escape(best)}")
+        console.print(f"run again with --promote to activate {escape(outcome.winner)}")

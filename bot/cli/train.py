@@ -7,10 +7,9 @@ every process trains; only the main one prints, writes the run folder and regist
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,18 +18,13 @@ from rich.table import Table
 
 from bot.cli.common import AssignmentError, app, assignments, err, fail
 from bot.settings import Settings
+from bot.training_runs import ml_call, train_and_register
 from training.errors import TrainingError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from training.progress import ProgressEvent
-    from training.registry import ModelVersion, Registry
-
-# The [train] extra: without these, training cannot start.
-_ML_MODULES = frozenset({"torch", "transformers", "peft", "trl", "accelerate", "datasets"})
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 class ProgressMode(StrEnum):
@@ -48,10 +42,6 @@ class MergeDtype(StrEnum):
     BFLOAT16 = "bfloat16"
     FLOAT16 = "float16"
     FLOAT32 = "float32"
-
-
-class MissingExtraError(TrainingError):
-    """The ML libraries of the [train] extra are not installed."""
 
 
 @app.command()
@@ -90,8 +80,6 @@ def train(
     from training.config import list_presets as preset_names
     from training.config import load_train_config
     from training.hardware import is_main_process
-    from training.registry import BackendKind, ModelStatus, Registry
-    from training.sft import prepare_run
     from training.sft import train as run_training
 
     if list_presets:
@@ -104,45 +92,26 @@ def train(
     try:
         values = {key: value for key, value in overrides.items() if value is not None}
         cfg = load_train_config(config, {**assignments(set_ or []), **values})
-        plan = _ml_call(prepare_run, cfg, runs_dir=settings.runs_dir())
     except (TrainingError, AssignmentError, OSError) as exc:
         raise fail(exc) from exc
 
-    main = is_main_process()
-    registry: Registry | None = None
-    version: ModelVersion | None = None
-    try:
-        if main:
-            registry = Registry.open(settings.database_path())
-            version = registry.create(
-                plan.persona,
-                BackendKind.LOCAL_MODEL if plan.method == "full" else BackendKind.LOCAL_ADAPTER,
-                status=ModelStatus.TRAINING,
-                base_model=plan.config.model.name,
-                path=plan.weights_dir,
-                dataset_sha256=plan.dataset_sha256,
-                config=plan.config.to_dict(),
-            )
-    except TrainingError as exc:
-        raise fail(exc) from exc
-
-    reporter = _Reporter(progress if main else ProgressMode.NONE)
-    try:
-        with reporter:
-            result = _ml_call(run_training, plan.config, on_event=reporter.show)
-    except BaseException as exc:
-        if registry is not None and version is not None:
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc}"
-            registry.update(version.version, status=ModelStatus.FAILED, notes=why[:500])
-        if isinstance(exc, TrainingError | OSError):
+    if not is_main_process():  # another accelerate process: train, print nothing
+        try:
+            ml_call(run_training, cfg, runs_dir=settings.runs_dir())
+        except (TrainingError, OSError) as exc:
             raise fail(exc) from exc
-        raise
-
-    if registry is None or version is None:
         return
-    ready = registry.update(
-        version.version, status=ModelStatus.READY, metrics=result.metrics.registry_metrics()
-    )
+
+    reporter = _Reporter(progress)
+    try:
+        ready, result = train_and_register(
+            settings, cfg, on_event=reporter.show, on_registered=lambda _: reporter.start()
+        )
+    except (TrainingError, OSError) as exc:
+        raise fail(exc) from exc
+    finally:
+        reporter.stop()
+
     metrics = result.metrics
     best = f" (best at step {metrics.best_step})" if metrics.best_step is not None else ""
     out = err if progress is ProgressMode.JSON else Console()  # stdout stays JSON lines
@@ -167,23 +136,10 @@ def merge(
     from training.merge import merge_adapter
 
     try:
-        written = _ml_call(merge_adapter, run_dir, out, dtype=dtype.value)
+        written = ml_call(merge_adapter, run_dir, out, dtype=dtype.value)
     except (TrainingError, OSError) as exc:
         raise fail(exc) from exc
     typer.echo(f"Merged model: {written}")
-
-
-def _ml_call(function: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-    """Call into the ML stack, turning a missing [train] extra into one clear error."""
-    try:
-        return function(*args, **kwargs)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in _ML_MODULES:
-            raise MissingExtraError(
-                f"{exc.name} is not installed; install wa-persona[train] (and wa-persona[gpu] "
-                "for QLoRA on an NVIDIA GPU)"
-            ) from exc
-        raise
 
 
 def _print_presets(names: list[str]) -> None:
@@ -224,8 +180,9 @@ class _Reporter:
         self._task: TaskID | None = None
         self._stats: dict[str, str] = {}
 
-    def __enter__(self) -> _Reporter:
-        if self.mode is ProgressMode.RICH:
+    def start(self) -> None:
+        """Show the bar (rich mode), once the run is registered and the model loads."""
+        if self.mode is ProgressMode.RICH and self._progress is None:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -246,9 +203,9 @@ class _Reporter:
             )
             self._progress.start()
             self._task = self._progress.add_task("loading", total=None, stats="")
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def stop(self) -> None:
+        """Take the bar down (safe when it never started)."""
         if self._progress is not None:
             self._progress.stop()
 
