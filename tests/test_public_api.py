@@ -16,6 +16,7 @@ PACKAGES = [
     "training.evaluate",
     "bot",
     "bot.backends",
+    "bot.whatsapp",
 ]
 
 
