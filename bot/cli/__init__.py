@@ -4,12 +4,12 @@ One module per area registers its commands on the shared `app`; heavy modules ar
 inside commands, so `wa-persona --help` stays instant.
 """
 
-from bot.cli import chat, data, evaluate, models, openai_jobs, personas, train
+from bot.cli import chat, data, evaluate, models, openai_jobs, ops, personas, serve, train
 from bot.cli.common import app
 
 __all__ = ["app", "main"]
 
-_COMMAND_MODULES = (chat, data, evaluate, models, openai_jobs, personas, train)
+_COMMAND_MODULES = (chat, data, evaluate, models, openai_jobs, ops, personas, serve, train)
 
 
 def main() -> None:

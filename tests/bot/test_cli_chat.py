@@ -110,7 +110,10 @@ def test_chat_with_only_unset_backends_says_what_to_do(data_dir: Path) -> None:
 def test_chat_with_an_unknown_backend_lists_the_valid_ones(data_dir: Path) -> None:
     result = runner.invoke(app, ["chat", "--backend", "gpt9"], input="", env=env_for(data_dir))
     assert result.exit_code == 2
-    assert "unknown backend 'gpt9'; choose from base, claude, local, openai, retrieval" in result.stderr
+    assert (
+        "unknown backend 'gpt9'; choose from base, claude, local, openai, retrieval"
+        in result.stderr
+    )
 
 
 def test_chat_with_an_unknown_persona_says_how_to_add_it(data_dir: Path) -> None:
