@@ -53,7 +53,10 @@ class _Section(BaseModel):
 class ModelConfig(_Section):
     """The base model and how to load it."""
 
-    name: str = Field(description="Hugging Face Hub id or local folder of the base chat model.")
+    name: str = Field(
+        description="Hugging Face Hub id or local folder of the base chat model, or the name of "
+        "a model fetched with `wa-persona models fetch` (smollm2-135m)."
+    )
     revision: str | None = Field(
         default=None, description="Hub branch, tag or commit to pin; unset, the default branch."
     )

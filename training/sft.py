@@ -23,6 +23,7 @@ from training.chat_tokens import DatasetFiles, TokenizedSplit, dataset_files, to
 from training.config import TrainConfig
 from training.errors import DatasetError, TrainingError
 from training.hardware import Hardware, detect_hardware, is_main_process, peak_memory_mb, world_size
+from training.pretrained import resolve_model_name
 from training.progress import ProgressEvent, ProgressTracker, read_events, trainer_callback
 from training.registry import persona_slug
 from training.run_outputs import (
@@ -95,6 +96,7 @@ def train(
     config: TrainConfig,
     *,
     runs_dir: Path | None = None,
+    models_dir: Path | None = None,
     on_event: Callable[[ProgressEvent], None] | None = None,
 ) -> RunResult:
     """Fine-tune `config.model` on `config.dataset`; write the run folder and return it.
@@ -102,6 +104,8 @@ def train(
     Args:
         runs_dir: where a new run folder is made when `output.dir` is unset (the CLI passes
             `Settings.runs_dir()`).
+        models_dir: where `wa-persona models fetch` put fetched base models, so `model.name`
+            may be a catalogue name such as `smollm2-135m` (training/pretrained.py).
         on_event: called with every progress event, in this thread (main process only).
 
     Raises:
@@ -109,7 +113,7 @@ def train(
             that cannot locate the replies; KeyboardInterrupt passes through. Either way an
             `error` event is emitted first.
     """
-    plan = prepare_run(config, runs_dir=runs_dir)
+    plan = prepare_run(config, runs_dir=runs_dir, models_dir=models_dir)
     tracker = ProgressTracker(plan.run_dir / METRICS_FILE, on_event, main_process=is_main_process())
     try:
         return _run(plan, tracker)
@@ -121,10 +125,14 @@ def train(
         raise
 
 
-def prepare_run(config: TrainConfig, *, runs_dir: Path | None = None) -> RunPlan:
-    """Settle the data, persona, machine, run folder and checkpoint, without loading models.
+def prepare_run(
+    config: TrainConfig, *, runs_dir: Path | None = None, models_dir: Path | None = None
+) -> RunPlan:
+    """Settle the data, persona, base model, machine, run folder and checkpoint, without
+    loading models.
 
-    Fails fast: QLoRA without CUDA or bitsandbytes raises here unless `cpu_fallback` is set.
+    Fails fast: QLoRA without CUDA or bitsandbytes raises here unless `cpu_fallback` is set,
+    and so does a fetchable base model (`smollm2-135m`) that is not in `models_dir`.
     """
     # The data, and whom it teaches.
     if config.dataset is None:
@@ -140,6 +148,11 @@ def prepare_run(config: TrainConfig, *, runs_dir: Path | None = None) -> RunPlan
             f"{dataset_dir}: no {CARD_FILE} names the persona; set persona: (or --persona)"
         )
     dataset_sha256 = file_sha256(dataset_dir / CARD_FILE if card else files.train)
+
+    # The base model: a fetched model's catalogue name becomes its folder.
+    model = config.model.model_copy(
+        update={"name": resolve_model_name(config.model.name, models_dir)}
+    )
 
     # What this machine can do, before anything heavy loads.
     hardware = detect_hardware()
@@ -161,7 +174,7 @@ def prepare_run(config: TrainConfig, *, runs_dir: Path | None = None) -> RunPlan
     run_dir, checkpoint = _run_dir_and_checkpoint(config, persona, runs_dir)
     output = config.output.model_copy(update={"dir": run_dir})
     resolved = config.model_copy(
-        update={"persona": persona, "dataset": dataset_dir, "output": output}
+        update={"model": model, "persona": persona, "dataset": dataset_dir, "output": output}
     )
     return RunPlan(
         config=resolved,

