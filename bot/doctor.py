@@ -112,7 +112,7 @@ RENT_A_GPU_AFTER_H = 24.0
 
 SCHEMAS: tuple[tuple[str, str], ...] = (
     ("registry", "training.registry"),
-    ("openai_jobs", "training.openai_ft"),
+    ("openai_jobs", "training.openai_ft.store"),
     ("bot", "bot.store"),
     ("seen", "bot.seen"),
     ("uploads", "bot.uploads"),

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError
+from bot.scrubbing import training_scrubber_factory
 from bot.settings import Settings
 from style.errors import StyleError
 from training.errors import TrainingError
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from sqlite_utils import Database
 
     from bot.exchanges import ExchangeIndex
-    from style.messages import Chat, Message
+    from style.messages import Chat
     from style.profile import Profile
     from style.scrub import Scrubber
 
@@ -465,7 +466,7 @@ def _build(
     messages = [m for chat in chats for m in chat.messages]
 
     step("scrub")
-    make_scrubber = _scrubber_factory(settings, name)
+    make_scrubber = training_scrubber_factory(settings, name)
     # The profile is measured on the scrubbed chats, as `build_dataset` would; the dataset
     # gets its own scrubber so its card counts one pass and hashes the chats as given.
     profiled = chats if make_scrubber is None else _scrubbed(chats, make_scrubber(messages))
@@ -521,27 +522,6 @@ def _build(
     )
     _write_json(out / INFO_FILE, info.to_dict())
     return info
-
-
-def _scrubber_factory(
-    settings: Settings, persona: str
-) -> Callable[[Sequence[Message]], Scrubber] | None:
-    """The training scrubber these settings ask for (as `wa-persona dataset`), or None."""
-    if not settings.scrub_training:
-        return None
-    from style.scrub import Scrubber
-
-    salt = settings.pseudonym_salt()
-    return lambda messages: Scrubber.for_messages(
-        messages,
-        settings.scrub_mode,
-        keep_names=[persona],
-        names=settings.scrub_names,
-        blocklist=settings.scrub_blocklist,
-        region=settings.scrub_region,
-        salt=salt,
-        scrub_authors=settings.scrub_authors,
-    )
 
 
 def _scrubbed(chats: list[Chat], scrubber: Scrubber) -> list[Chat]:

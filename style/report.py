@@ -28,11 +28,35 @@ from style.profile.model import Distribution, Form, Histogram, Profile, Term
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["render_html", "summary_table", "write_report"]
+__all__ = [
+    "ACCENT",
+    "html_figure",
+    "html_page",
+    "html_section",
+    "png_data_uri",
+    "render_html",
+    "summary_table",
+    "write_report",
+]
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 ACCENT = "#2a7ab0"
+"""The colour of headings' rules and single-series charts."""
 DPI = 100
+PAGE_CSS = f"""\
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 64rem; color: #222;
+       padding: 0 1rem; }}
+h1 {{ margin-bottom: 0.2rem; }}
+h2 {{ border-bottom: 2px solid {ACCENT}; padding-bottom: 0.2rem; margin-top: 2.5rem; }}
+table {{ border-collapse: collapse; margin: 0.8rem 0 1.5rem; }}
+th, td {{ padding: 0.25rem 0.8rem; text-align: left; border-bottom: 1px solid #ddd; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+figure {{ margin: 1rem 0; }}
+figure img {{ max-width: 100%; height: auto; }}
+figcaption {{ color: #555; font-size: 0.9rem; }}
+.meta {{ color: #666; }}
+"""
+"""The reports' shared style sheet."""
 
 
 def write_report(profile: Profile, directory: str | Path) -> Path:
@@ -63,11 +87,11 @@ def render_html(profile: Profile) -> str:
     """The whole report as one HTML document (charts inlined as PNG data URIs)."""
     figures = _figures(profile)
     sections = [
-        _section("At a glance", _rows_table(_headlines(profile))),
-        _section("Warnings", _list(profile.warnings)) if profile.warnings else "",
-        _section("When", figures["activity"] + figures["latency"] + figures["gaps"]),
-        _section("How long", figures["length"] + figures["bursts"]),
-        _section(
+        html_section("At a glance", _rows_table(_headlines(profile))),
+        html_section("Warnings", _list(profile.warnings)) if profile.warnings else "",
+        html_section("When", figures["activity"] + figures["latency"] + figures["gaps"]),
+        html_section("How long", figures["length"] + figures["bursts"]),
+        html_section(
             "Words",
             figures["signature"]
             + _side_by_side(
@@ -83,41 +107,18 @@ def render_html(profile: Profile) -> str:
                 _forms_table("Abbreviations and slang", profile.lexicon.abbreviations.forms),
             ),
         ),
-        _section("Emoji", figures["emoji"] + _forms_table("Top emoji", profile.emoji.top)),
-        _section("Typography and tone", _rows_table(_typography_rows(profile))),
-        _section("Conversation flow", _rows_table(_flow_rows(profile))),
-        _section("Sources", _sources_table(profile)),
+        html_section("Emoji", figures["emoji"] + _forms_table("Top emoji", profile.emoji.top)),
+        html_section("Typography and tone", _rows_table(_typography_rows(profile))),
+        html_section("Conversation flow", _rows_table(_flow_rows(profile))),
+        html_section("Sources", _sources_table(profile)),
     ]
-    title = f"Style profile: {html.escape(profile.persona)}"
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 64rem; color: #222;
-       padding: 0 1rem; }}
-h1 {{ margin-bottom: 0.2rem; }}
-h2 {{ border-bottom: 2px solid {ACCENT}; padding-bottom: 0.2rem; margin-top: 2.5rem; }}
-table {{ border-collapse: collapse; margin: 0.8rem 0 1.5rem; }}
-th, td {{ padding: 0.25rem 0.8rem; text-align: left; border-bottom: 1px solid #ddd; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-figure {{ margin: 1rem 0; }}
-figure img {{ max-width: 100%; height: auto; }}
-figcaption {{ color: #555; font-size: 0.9rem; }}
-.meta {{ color: #666; }}
-.tables {{ display: flex; flex-wrap: wrap; gap: 0 2rem; }}
-</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p class="meta">Profile version {profile.version}; {len(profile.sources)} chat(s);
+    return html_page(
+        f"Style profile: {profile.persona}",
+        f"""<p class="meta">Profile version {profile.version}; {len(profile.sources)} chat(s);
 {profile.counts.messages:,} messages by {html.escape(profile.persona)}.</p>
-{"".join(sections)}
-</body>
-</html>
-"""
+{"".join(sections)}""",
+        css=".tables { display: flex; flex-wrap: wrap; gap: 0 2rem; }\n",
+    )
 
 
 # --- numbers -----------------------------------------------------------------------------
@@ -252,7 +253,28 @@ def _duration(seconds: float | None) -> str:
 # --- HTML pieces -------------------------------------------------------------------------
 
 
-def _section(title: str, body: str) -> str:
+def html_page(title: str, body: str, *, css: str = "") -> str:
+    """A self-contained HTML document: `title` as its heading, then `body`; `css` adds rules."""
+    title = html.escape(title)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+{PAGE_CSS}{css}</style>
+</head>
+<body>
+<h1>{title}</h1>
+{body}
+</body>
+</html>
+"""
+
+
+def html_section(title: str, body: str) -> str:
+    """A titled section of a report page."""
     return f"<section>\n<h2>{html.escape(title)}</h2>\n{body}\n</section>\n"
 
 
@@ -309,7 +331,8 @@ def _sources_table(profile: Profile) -> str:
     )
 
 
-def _figure(uri: str | None, caption: str) -> str:
+def html_figure(uri: str | None, caption: str) -> str:
+    """A chart with its caption, or a line saying there was too little data to draw it."""
     if uri is None:
         return f"<p class=meta>{html.escape(caption)}: not enough data for a chart.</p>"
     return (
@@ -324,25 +347,30 @@ def _figure(uri: str | None, caption: str) -> str:
 def _figures(profile: Profile) -> dict[str, str]:
     emoji_uri = _emoji_chart(profile.emoji.top[:12])
     return {
-        "activity": _figure(_activity_chart(profile), "Messages by weekday and hour"),
-        "latency": _figure(
+        "activity": html_figure(_activity_chart(profile), "Messages by weekday and hour"),
+        "latency": html_figure(
             _histogram_chart(profile.timing.latency_s, "seconds (log scale)", "replies"),
             "Reply latency",
         ),
-        "gaps": _figure(_gap_chart(profile), "Silences between messages and the conversation gap"),
-        "length": _figure(
+        "gaps": html_figure(
+            _gap_chart(profile), "Silences between messages and the conversation gap"
+        ),
+        "length": html_figure(
             _histogram_chart(profile.length.chars, "characters", "messages"), "Message length"
         ),
-        "bursts": _figure(
+        "bursts": html_figure(
             _histogram_chart(profile.length.burst_size, "messages in a turn", "turns"),
             "Burst sizes",
         ),
-        "signature": _figure(_signature_chart(profile), "Signature words and phrases (z-score)"),
-        "emoji": "" if emoji_uri is None else _figure(emoji_uri, "Top emoji"),
+        "signature": html_figure(
+            _signature_chart(profile), "Signature words and phrases (z-score)"
+        ),
+        "emoji": "" if emoji_uri is None else html_figure(emoji_uri, "Top emoji"),
     }
 
 
-def _png(draw: Callable[[Figure], None], size: tuple[float, float] = (8.0, 3.6)) -> str:
+def png_data_uri(draw: Callable[[Figure], None], size: tuple[float, float] = (8.0, 3.6)) -> str:
+    """A figure of `size` inches that `draw` fills, as a base64 PNG data URI."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -367,7 +395,7 @@ def _activity_chart(profile: Profile) -> str | None:
         ax.set_xlabel("hour of day")
         figure.colorbar(image, ax=ax, label="messages")
 
-    return _png(draw)
+    return png_data_uri(draw)
 
 
 def _histogram_chart(dist: Distribution, xlabel: str, ylabel: str) -> str | None:
@@ -384,7 +412,7 @@ def _histogram_chart(dist: Distribution, xlabel: str, ylabel: str) -> str | None
             ax.axvline(dist.median, color="#c0392b", linestyle="--", label="median")
             ax.legend(frameon=False)
 
-    return _png(draw)
+    return png_data_uri(draw)
 
 
 def _bars(ax: Any, histogram: Histogram, color: str = ACCENT) -> None:
@@ -411,7 +439,7 @@ def _gap_chart(profile: Profile) -> str | None:
         ax.set_ylabel("silences")
         ax.legend(frameon=False)
 
-    return _png(draw)
+    return png_data_uri(draw)
 
 
 def _signature_chart(profile: Profile) -> str | None:
@@ -430,7 +458,7 @@ def _signature_chart(profile: Profile) -> str | None:
             ax.set_title(title)
             ax.set_xlabel("z (log-odds, informative prior)")
 
-    return _png(draw, size=(9.0, 5.0))
+    return png_data_uri(draw, size=(9.0, 5.0))
 
 
 def _emoji_chart(top: Sequence[Form]) -> str | None:
@@ -452,7 +480,7 @@ def _emoji_chart(top: Sequence[Form]) -> str | None:
         ax.set_xticks(range(len(top)), labels, fontproperties=FontProperties(fname=font, size=16))
         ax.set_ylabel("times used")
 
-    return _png(draw)
+    return png_data_uri(draw)
 
 
 def _drawable(text: str) -> bool:

@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the peer fixtures live, and tiny helpers to parse text."""
+"""Shared test fixtures: the async backend, where the peer fixtures live, and parsing text."""
 
 from __future__ import annotations
 
@@ -25,3 +25,9 @@ def peers() -> Path:
     if not PEERS.is_dir():
         pytest.fail(f"peer fixtures missing: expected {PEERS}")
     return PEERS
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, as the bot does."""
+    return "asyncio"

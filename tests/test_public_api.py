@@ -14,6 +14,7 @@ PACKAGES = [
     "training",
     "training.dataset",
     "training.evaluate",
+    "training.openai_ft",
     "bot",
     "bot.backends",
     "bot.whatsapp",

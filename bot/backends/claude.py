@@ -27,10 +27,20 @@ from typing import TYPE_CHECKING, Protocol
 
 import anthropic
 
+from bot.backends.api_errors import status_error
 from bot.backends.base import Prompt, Reply
+from bot.backends.conversation import (
+    RoleBubbles,
+    merged_turns,
+    opened_by_user,
+    require_answerable,
+    require_user_turn,
+    scrubbed,
+)
 from bot.bubbles import split_bubbles
 from bot.errors import BackendError, BackendUnavailable
 from bot.exchanges import ScoredExchange, TurnLike
+from bot.scrubbing import live_scrubber
 from training.dataset.persona_card import time_of_day
 from training.dataset.samples import BUBBLE_SEPARATOR, CONVERSATION_START
 
@@ -63,12 +73,7 @@ HISTORY_TURNS = 16
 """Recent turns of the live conversation sent as messages (after merging same-role turns)."""
 RETRIES = 1
 """SDK retries in production: one quick retry, as the fallback chain's deadline bounds it."""
-UNAVAILABLE_STATUS = frozenset({408, 409, 429})
-"""4xx statuses that mean "try later" (timeout, conflict, rate limit); 5xx always do."""
 _REPLY_TAGS = frozenset({"<you>", "</you>"})
-
-RoleBubbles = tuple[str, list[str]]
-"""A role and its (scrubbed) bubbles, ready to be written into the examples block."""
 
 
 class ExchangeSearch(Protocol):
@@ -206,39 +211,20 @@ class ClaudeBackend:
     def _messages(self, prompt: Prompt) -> list[MessageParam]:
         """The recent turns, scrubbed, merged by role and starting with a user turn."""
         history = prompt.history
-        if not history or history[-1].role != "user":
-            raise BackendError("a prompt's history must end with the user's turn to answer")
+        require_user_turn(history)
         recent = history[-self.history_turns :]
-        merged: list[tuple[str, list[str]]] = []
-        for turn in recent:
-            bubbles = self._scrubbed(turn.bubbles)
-            if not bubbles:
-                continue
-            if merged and merged[-1][0] == turn.role:
-                merged[-1][1].extend(bubbles)
-            else:
-                merged.append((turn.role, bubbles))
-        if not merged or merged[-1][0] != "user":
-            raise BackendUnavailable(
-                "the scrubber dropped the message to answer (scrub_mode=drop); "
-                "a local backend may still answer it"
-            )
-        if merged[0][0] == "assistant":
-            if len(recent) == len(history):
-                merged.insert(0, ("user", [CONVERSATION_START]))
-            else:
-                merged.pop(0)
+        merged = merged_turns(recent, self._scrubbed)
+        # Claude's text is always scrubbed (here, or by the caller when there is no scrubber).
+        require_answerable(merged, scrubbing=True)
+        opened_by_user(merged, persona_opened=len(recent) == len(history))
         return [
             {"role": "user" if role == "user" else "assistant", "content": _joined(bubbles)}
             for role, bubbles in merged
         ]
 
     def _scrubbed(self, bubbles: Sequence[str]) -> list[str]:
-        """`bubbles` with personal data treated; drop mode leaves out the bubbles it finds."""
-        if self._scrubber is None:
-            return list(bubbles)
-        treated = (self._scrubber.scrub_text(bubble) for bubble in bubbles)
-        return [bubble for bubble in treated if bubble]
+        """`bubbles` as sent: scrubbed, less those drop mode leaves out."""
+        return scrubbed(bubbles, self._scrubber)
 
     def _scrubbed_exchange(self, found: ScoredExchange) -> tuple[list[RoleBubbles], list[str]]:
         """An example's context turns and reply, scrubbed; emptied turns are left out."""
@@ -328,13 +314,12 @@ def mapped_error(exc: anthropic.AnthropicError) -> BackendError:
     if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
         return BackendUnavailable(f"Claude is unreachable ({type(exc).__name__})")
     if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        what = exc.type or type(exc).__name__
-        if status >= 500 or status in UNAVAILABLE_STATUS:
-            return BackendUnavailable(f"Claude answered {status} ({what}); try again later")
-        return BackendError(
-            f"Claude refused the request: {status} ({what}); check the API key "
-            "(WA_PERSONA_ANTHROPIC_API_KEY) and model (WA_PERSONA_CLAUDE_MODEL)"
+        return status_error(
+            "Claude",
+            exc.status_code,
+            exc.type or type(exc).__name__,
+            fix="check the API key (WA_PERSONA_ANTHROPIC_API_KEY) and model "
+            "(WA_PERSONA_CLAUDE_MODEL)",
         )
     return BackendError(f"Claude client error ({type(exc).__name__}): {exc}")
 
@@ -363,15 +348,7 @@ def claude_from_settings(
         logger.info("Claude backend off: no API key (set WA_PERSONA_ANTHROPIC_API_KEY)")
         return None
     if scrubber is None:
-        from style.scrub import Scrubber
-
-        scrubber = Scrubber(
-            settings.scrub_mode,
-            region=settings.scrub_region,
-            known_names=settings.scrub_names,
-            blocklist=settings.scrub_blocklist,
-            salt=settings.pseudonym_salt(),
-        )
+        scrubber = live_scrubber(settings)
     client = anthropic.AsyncAnthropic(
         api_key=settings.anthropic_api_key.get_secret_value(),
         base_url=settings.anthropic_base_url,

@@ -44,13 +44,22 @@ from urllib.parse import urlsplit
 
 import openai
 
+from bot.backends.api_errors import UNAVAILABLE_STATUS, status_error
 from bot.backends.base import ChatTurn, Prompt, Reply
+from bot.backends.conversation import (
+    merged_turns,
+    opened_by_user,
+    require_answerable,
+    require_user_turn,
+    scrubbed,
+)
 from bot.backends.local import SamplingSettings
 from bot.bubbles import split_bubbles
 from bot.errors import BackendError, BackendUnavailable
+from bot.scrubbing import live_scrubber
 from training.dataset.conversations import fold
 from training.dataset.persona_card import time_of_day as time_of_day_line
-from training.dataset.samples import BUBBLE_SEPARATOR, CONVERSATION_START
+from training.dataset.samples import BUBBLE_SEPARATOR
 from training.registry import BackendKind
 
 if TYPE_CHECKING:
@@ -82,8 +91,6 @@ HISTORY_TURNS = 16
 """Recent turns of the conversation sent as messages (after merging same-role turns)."""
 RETRIES = 1
 """SDK retries in production: one quick retry, as the fallback chain's deadline bounds it."""
-UNAVAILABLE_STATUS = frozenset({408, 409, 429})
-"""4xx statuses that mean "try later" (timeout, conflict, rate limit); 5xx always do."""
 OPENAI_API_URL = "https://api.openai.com/v1"
 """Where kind `openai` goes unless `openai_base_url` says otherwise (never read from env)."""
 INSPIRED_HEAT = 0.5
@@ -216,31 +223,15 @@ class OpenAIChatBackend:
     def messages(self, prompt: Prompt) -> list[ChatCompletionMessageParam]:
         """The request's messages, shaped like a training sample (scrubbed when remote)."""
         history = prompt.history
-        if not history or history[-1].role != "user":
-            raise BackendError("a prompt's history must end with the user's turn to answer")
+        require_user_turn(history)
         conversation = self._conversation(history)
         recent = conversation[-self.history_turns :]
-        merged: list[tuple[str, list[str]]] = []
-        for turn in recent:
-            bubbles = self._outgoing(turn.bubbles)
-            if not bubbles:
-                continue
-            if merged and merged[-1][0] == turn.role:
-                merged[-1][1].extend(bubbles)
-            else:
-                merged.append((turn.role, bubbles))
-        if not merged or merged[-1][0] != "user":
-            if not self.remote:
-                raise BackendError("the user's turn to answer has no text; nothing to reply to")
-            raise BackendUnavailable(
-                "the scrubber dropped the message to answer (scrub_mode=drop); "
-                "a local backend may still answer it"
-            )
-        if merged[0][0] == "assistant":
-            if len(recent) == len(conversation) and recent[0].role == "assistant":
-                merged.insert(0, ("user", [CONVERSATION_START]))  # the persona opened it
-            else:
-                merged.pop(0)  # cut by the turn limit (or its user turn was scrubbed away)
+        merged = merged_turns(recent, self._outgoing)
+        require_answerable(merged, scrubbing=self.remote)
+        opened_by_user(
+            merged,
+            persona_opened=len(recent) == len(conversation) and recent[0].role == "assistant",
+        )
         system = self.card
         if self.time_of_day:  # as the dataset builder writes it
             system = f"{system}\n{time_of_day_line(prompt.now)}"
@@ -285,9 +276,8 @@ class OpenAIChatBackend:
     def _outgoing(self, bubbles: Sequence[str]) -> list[str]:
         """`bubbles` as sent: scrubbed for a remote endpoint (drop mode leaves some out), then
         folded as the dataset folds them, so a blank line only ever separates bubbles."""
-        if self.remote and self._scrubber is not None:
-            treated = (self._scrubber.scrub_text(bubble) for bubble in bubbles)
-            bubbles = [bubble for bubble in treated if bubble]
+        if self.remote:
+            bubbles = scrubbed(bubbles, self._scrubber)
         folded = (fold(bubble) for bubble in bubbles)
         return [bubble for bubble in folded if bubble]
 
@@ -302,14 +292,12 @@ class OpenAIChatBackend:
         if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
             return BackendUnavailable(f"{server} is unreachable ({type(exc).__name__})")
         if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            what = exc.code or type(exc).__name__
-            if status >= 500 or status in UNAVAILABLE_STATUS:
-                return BackendUnavailable(f"{server} answered {status} ({what}); try again later")
-            return BackendError(
-                f"{server} refused the request: {status} ({what}); check the API key and that "
-                f"it serves model {self.model!r} (`wa-persona models list`, the server's "
-                "served model or --lora-modules names)"
+            return status_error(
+                server,
+                exc.status_code,
+                exc.code or type(exc).__name__,
+                fix=f"check the API key and that it serves model {self.model!r} (`wa-persona "
+                "models list`, the server's served model or --lora-modules names)",
             )
         return BackendError(f"{server} client error ({type(exc).__name__}): {exc}")
 
@@ -388,7 +376,7 @@ def openai_chat_from_version(
         )
         return None
     if remote and scrubber is None:
-        scrubber = _settings_scrubber(settings)
+        scrubber = live_scrubber(settings)
     client = openai.AsyncOpenAI(
         api_key=key, base_url=base_url, max_retries=RETRIES, timeout=settings.backend_deadline_s
     )
@@ -403,17 +391,4 @@ def openai_chat_from_version(
         extended_sampling=version.kind is BackendKind.OPENAI_COMPATIBLE,
         time_of_day=time_of_day,
         name=version.kind.value,
-    )
-
-
-def _settings_scrubber(settings: Settings) -> Scrubber:
-    """A scrubber from the scrub settings (the export's own names are not known to it)."""
-    from style.scrub import Scrubber
-
-    return Scrubber(
-        settings.scrub_mode,
-        region=settings.scrub_region,
-        known_names=settings.scrub_names,
-        blocklist=settings.scrub_blocklist,
-        salt=settings.pseudonym_salt(),
     )

@@ -6,7 +6,7 @@ import json
 import sys
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.cli.common import AssignmentError, app, assignments, err, fail
+from bot.scrubbing import export_scrubber, training_scrubber_factory
 from bot.settings import Settings
 from style.errors import StyleError
 from style.messages import Message
@@ -23,7 +24,6 @@ from style.scrub import ScrubMode
 
 if TYPE_CHECKING:
     from style.parse import ChatStream
-    from style.scrub import Scrubber
     from training.dataset import DatasetBuild, TokenCounter
 
 
@@ -204,7 +204,7 @@ def dataset(
                 persona,
                 cfg,
                 limits=settings.export_limits(),
-                make_scrubber=_training_scrubber(settings, persona),
+                make_scrubber=training_scrubber_factory(settings, persona),
                 token_counter=counter,
             )
         files = write_dataset(build, out, token_counter=counter)
@@ -222,27 +222,6 @@ def dataset(
     )
     if estimate:
         _print_estimate(build, counter, settings, epochs, console)
-
-
-def _training_scrubber(
-    settings: Settings, persona: str
-) -> Callable[[Sequence[Message]], Scrubber] | None:
-    """The scrubber factory for training data, or None when settings turn it off."""
-    if not settings.scrub_training:
-        return None
-    from style.scrub import Scrubber
-
-    salt = settings.pseudonym_salt()
-    return lambda messages: Scrubber.for_messages(
-        messages,
-        settings.scrub_mode,
-        keep_names=[persona],
-        names=settings.scrub_names,
-        blocklist=settings.scrub_blocklist,
-        region=settings.scrub_region,
-        salt=salt,
-        scrub_authors=settings.scrub_authors,
-    )
 
 
 def _print_estimate(
@@ -276,7 +255,6 @@ def scrub(
 ) -> None:
     """Write the exports' messages with private data scrubbed (JSON Lines), then the counts."""
     from style.parse import load_chats
-    from style.scrub import Scrubber
 
     settings = Settings()
     try:
@@ -286,16 +264,7 @@ def scrub(
             for chat in load_chats(path, limits=settings.export_limits())
             for m in chat.messages
         ]
-        scrubber = Scrubber.for_messages(
-            messages,
-            mode or settings.scrub_mode,
-            keep_names=persona or (),
-            names=settings.scrub_names,
-            blocklist=settings.scrub_blocklist,
-            region=settings.scrub_region,
-            salt=settings.pseudonym_salt(),
-            scrub_authors=settings.scrub_authors,
-        )
+        scrubber = export_scrubber(settings, messages, keep_names=persona or (), mode=mode)
         scrubbed = scrubber.scrub_messages(messages)
         if report_only:
             deque(scrubbed, maxlen=0)

@@ -37,11 +37,6 @@ NEEDLE = "zebra-quartz flamingo 7731"
 MAYA = chat_address("telegram", CHAT)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def maya_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return teach_maya(tmp_path_factory.mktemp("maya"))

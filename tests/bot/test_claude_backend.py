@@ -11,7 +11,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from bot.backends.base import ChatTurn, Prompt, Reply
+from bot.backends.base import ChatTurn, Prompt
 from bot.backends.claude import (
     ClaudeBackend,
     analyze_style,
@@ -21,8 +21,9 @@ from bot.backends.claude import (
 from bot.backends.fallback import FallbackChain
 from bot.errors import BackendError, BackendUnavailable
 from bot.exchanges import ContextTurn, Exchange, ExchangeIndex, reply_key
-from bot.settings import Settings
 from style.scrub import Scrubber
+from tests.bot.canned_backend import RetrievalStub
+from tests.bot.prepared import settings_for
 from tests.fakes.anthropic_server import API_KEY, FakeAnthropic
 
 pytestmark = pytest.mark.anyio
@@ -30,11 +31,6 @@ pytestmark = pytest.mark.anyio
 NOW = datetime(2024, 3, 12, 21, 0, tzinfo=UTC)
 CARD = "You are Maya, texting friends on WhatsApp. You write in lowercase."
 MODEL = "claude-test-model"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -283,15 +279,6 @@ async def test_an_unreachable_server_means_unavailable() -> None:
             await backend(client).reply(prompt(("them", "pizza tonight?")))
 
 
-class RetrievalStub:
-    """Answers every prompt with a canned reply, as the retrieval backend would."""
-
-    name = "retrieval"
-
-    async def reply(self, prompt: Prompt) -> Reply:
-        return Reply(bubbles=("haha yes",), backend=self.name)
-
-
 @pytest.mark.parametrize("outage", ["overloaded", "hang"])
 async def test_chain_falls_back_to_retrieval_when_claude_is_down(
     fake: FakeAnthropic, client: anthropic.AsyncAnthropic, outage: str
@@ -311,15 +298,11 @@ async def test_chain_falls_back_to_retrieval_when_claude_is_down(
     )
 
 
-def settings(tmp_path: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[call-arg]
-
-
 def test_factory_returns_none_unless_remote_backends_are_allowed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="bot.backends.claude"):
-        made = claude_from_settings(settings(tmp_path, anthropic_api_key="sk-x"), CARD, INDEX)
+        made = claude_from_settings(settings_for(tmp_path, anthropic_api_key="sk-x"), CARD, INDEX)
     assert made is None
     assert "ALLOW_REMOTE_BACKENDS" in caplog.text
     assert CARD not in caplog.text
@@ -329,7 +312,7 @@ def test_factory_returns_none_without_a_key(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="bot.backends.claude"):
-        made = claude_from_settings(settings(tmp_path, allow_remote_backends=True), CARD, INDEX)
+        made = claude_from_settings(settings_for(tmp_path, allow_remote_backends=True), CARD, INDEX)
     assert made is None
     assert "ANTHROPIC_API_KEY" in caplog.text
 
@@ -337,7 +320,7 @@ def test_factory_returns_none_without_a_key(
 async def test_factory_builds_a_backend_that_talks_to_the_configured_server(
     tmp_path: Path, fake: FakeAnthropic
 ) -> None:
-    configured = settings(
+    configured = settings_for(
         tmp_path,
         allow_remote_backends=True,
         anthropic_api_key=API_KEY,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +34,8 @@ from bot.doctor import (
 from bot.personas import PersonaInfo, prepare_persona
 from bot.settings import Settings
 from style.sample import sample_paths
+from tests.bot.prepared import settings_for
+from tests.fakes.server import serve_in_thread
 from training.config import list_presets, load_train_config
 from training.dataset.estimate import (
     CONSUMER_GPU_7B_QLORA_TOKENS_PER_S,
@@ -60,10 +60,6 @@ SECRETS = {
     "WA_PERSONA_WHATSAPP_VERIFY_TOKEN": "verify-token-value-mno",
     "WA_PERSONA_SCRUB_SALT": "salt-value-pqr",
 }
-
-
-def settings_for(data_dir: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, database=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -243,24 +239,8 @@ def models_server(served: list[str]) -> Iterator[tuple[str, list[str]]]:
 
     application = web.Application()
     application.router.add_get("/v1/models", models)
-    loop = asyncio.new_event_loop()
-    app_runner = web.AppRunner(application, access_log=None, shutdown_timeout=1.0)
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> int:
-        await app_runner.setup()
-        await web.TCPSite(app_runner, "127.0.0.1", 0).start()
-        return int(app_runner.addresses[0][1])
-
-    try:
-        port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
+    with serve_in_thread(application, name="fake-vllm") as port:
         yield f"http://127.0.0.1:{port}/v1", keys
-    finally:
-        asyncio.run_coroutine_threadsafe(app_runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 def _closed_port() -> int:

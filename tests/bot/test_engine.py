@@ -28,11 +28,6 @@ pytestmark = pytest.mark.anyio
 START = datetime(2024, 3, 12, 21, 0)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def maya() -> Profile:
     chats = [chat for path in sample_paths() for chat in load_chats(path)]

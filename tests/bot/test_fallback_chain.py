@@ -28,11 +28,6 @@ PROMPT = Prompt(
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Clock:
     """A monotonic clock the test moves by hand."""
 

@@ -19,10 +19,9 @@ import pytest
 from pydantic import SecretStr
 
 from bot.jobs import JobBusyError, JobRunner, JobUpdate
-from bot.personas import prepare_persona
 from bot.settings import Settings
 from bot.worker import MessageQueue, WorkerSpec
-from style.sample import sample_paths
+from tests.bot.prepared import prepare_quarter_sample, settings_for
 from tests.training.tiny_model import TINY_RUN, tiny_dataset_dir, tiny_model_dir
 from training.db import connect
 from training.registry import BackendKind, ModelStatus, Registry, import_model, persona_slug
@@ -35,25 +34,10 @@ pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::style.profi
 SHUT_DOWN = "the bot shut down before the job finished"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Maya and Sam prepared from the first quarter of the bundled sample (a second)."""
-    folder = tmp_path_factory.mktemp("prepared")
-    exports = []
-    for path in sample_paths():
-        lines = path.read_text("utf-8").splitlines(keepends=True)
-        export = folder / path.name
-        export.write_text("".join(lines[: len(lines) // 4]), "utf-8")
-        exports.append(export)
-    settings = settings_for(folder / "data")
-    for name in ("Maya", "Sam"):
-        prepare_persona(settings, name, exports)
-    return folder / "data" / "personas"
+    return prepare_quarter_sample(tmp_path_factory.mktemp("prepared"), ["Maya", "Sam"])
 
 
 @pytest.fixture
@@ -61,10 +45,6 @@ def settings(prepared: Path, tmp_path: Path) -> Settings:
     """A data dir of the test's own, holding copies of the prepared personas."""
     shutil.copytree(prepared, tmp_path / "data" / "personas")
     return settings_for(tmp_path / "data")
-
-
-def settings_for(data_dir: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, database=None, **values)  # type: ignore[call-arg]
 
 
 @asynccontextmanager

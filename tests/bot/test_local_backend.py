@@ -47,11 +47,6 @@ CARD = "You are Maya, texting friends on WhatsApp. You write in lowercase."
 GREEDY = SamplingSettings(temperature=0, max_new_tokens=12)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def adapter_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """A LoRA adapter on the tiny model with random (not zero) B matrices, so it matters."""

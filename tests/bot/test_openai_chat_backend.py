@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from bot.backends.base import ChatTurn, Prompt, Reply
+from bot.backends.base import ChatTurn, Prompt
 from bot.backends.fallback import FallbackChain
 from bot.backends.local import SamplingSettings
 from bot.backends.openai_chat import (
@@ -21,11 +21,12 @@ from bot.backends.openai_chat import (
     strength_temperature,
 )
 from bot.errors import BackendError, BackendUnavailable
-from bot.settings import Settings
 from style.parse import load_chats
 from style.profile import Profile, build_profile
 from style.sample import sample_paths
 from style.scrub import Scrubber
+from tests.bot.canned_backend import RetrievalStub
+from tests.bot.prepared import settings_for
 from tests.fakes.openai_server import API_KEY, VLLM_SAMPLING_PARAMETERS, FakeOpenAI
 from training.dataset.build import DatasetBuild, build_dataset
 from training.dataset.config import DatasetConfig
@@ -38,11 +39,6 @@ NOW = datetime(2024, 3, 12, 21, 0, tzinfo=UTC)
 CARD = "You are Maya, texting friends on WhatsApp. You write in lowercase."
 MODEL = "maya-v3"
 PHONE_TEXT = "call me on 07700 900123 | or maya@example.com"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -363,15 +359,6 @@ async def test_an_unreachable_server_means_unavailable() -> None:
             await backend(client).reply(prompt(("them", "pizza tonight?")))
 
 
-class RetrievalStub:
-    """Answers every prompt with a canned reply, as the retrieval backend would."""
-
-    name = "retrieval"
-
-    async def reply(self, prompt: Prompt) -> Reply:
-        return Reply(bubbles=("haha yes",), backend=self.name)
-
-
 @pytest.mark.parametrize("outage", ["503", "hang"])
 async def test_chain_falls_back_when_the_server_is_down_or_too_slow(
     fake: FakeOpenAI, client: openai.AsyncOpenAI, outage: str
@@ -450,10 +437,6 @@ def test_only_loopback_endpoints_count_as_local(url: str, local: bool) -> None:
 # --- the factory --------------------------------------------------------------------------
 
 
-def settings(tmp_path: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[call-arg]
-
-
 def registered(tmp_path: Path, kind: BackendKind, **fields: str) -> ModelVersion:
     registry = Registry.open(tmp_path / "registry.db")
     return import_model(registry, "Maya", kind, **fields)
@@ -469,7 +452,7 @@ def test_factory_skips_a_remote_endpoint_unless_remote_backends_are_allowed(
         remote_id=MODEL,
     )
     with caplog.at_level(logging.INFO, logger="bot.backends.openai_chat"):
-        made = openai_chat_from_version(version, settings(tmp_path), CARD)
+        made = openai_chat_from_version(version, settings_for(tmp_path), CARD)
     assert made is None
     assert "ALLOW_REMOTE_BACKENDS" in caplog.text
     assert "gpu-box" in caplog.text
@@ -482,10 +465,10 @@ def test_factory_skips_an_openai_model_without_a_key_or_permission(
     version = registered(tmp_path, BackendKind.OPENAI, remote_id="ft:gpt-4.1-mini:org:maya:x")
     with caplog.at_level(logging.INFO, logger="bot.backends.openai_chat"):
         no_key = openai_chat_from_version(
-            version, settings(tmp_path, allow_remote_backends=True), CARD
+            version, settings_for(tmp_path, allow_remote_backends=True), CARD
         )
         not_allowed = openai_chat_from_version(
-            version, settings(tmp_path, openai_api_key=API_KEY), CARD
+            version, settings_for(tmp_path, openai_api_key=API_KEY), CARD
         )
     assert no_key is None
     assert not_allowed is None
@@ -498,7 +481,7 @@ def test_factory_leaves_local_model_kinds_to_the_local_backend(tmp_path: Path) -
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "tiny"}')
     version = registered(tmp_path, BackendKind.LOCAL_ADAPTER, path=str(adapter))
-    assert openai_chat_from_version(version, settings(tmp_path), CARD) is None
+    assert openai_chat_from_version(version, settings_for(tmp_path), CARD) is None
 
 
 @pytest.mark.parametrize("api_key", [None, "vllm-key"])
@@ -512,7 +495,7 @@ async def test_factory_for_a_local_server_needs_no_permission_and_sends_text_uns
             tmp_path, BackendKind.OPENAI_COMPATIBLE, endpoint=vllm.base_url, remote_id=MODEL
         )
         made = openai_chat_from_version(
-            version, settings(tmp_path, openai_api_key="sk-not-for-vllm"), CARD, api_key=api_key
+            version, settings_for(tmp_path, openai_api_key="sk-not-for-vllm"), CARD, api_key=api_key
         )
         assert made is not None
         vllm.reply_with("yess\n\nwhen")
@@ -539,7 +522,7 @@ async def test_factory_for_an_allowed_remote_server_scrubs_what_it_sends(tmp_pat
         remote_id=MODEL,
     )
     made = openai_chat_from_version(
-        version, settings(tmp_path, allow_remote_backends=True, scrub_region="GB"), CARD
+        version, settings_for(tmp_path, allow_remote_backends=True, scrub_region="GB"), CARD
     )
     assert made is not None
     try:
@@ -558,7 +541,7 @@ async def test_factory_for_an_openai_model_calls_the_configured_api_with_the_key
     version = registered(tmp_path, BackendKind.OPENAI, remote_id=model_id)
     made = openai_chat_from_version(
         version,
-        settings(
+        settings_for(
             tmp_path,
             allow_remote_backends=True,
             openai_api_key=API_KEY,
@@ -583,7 +566,7 @@ async def test_factory_for_an_openai_model_calls_the_configured_api_with_the_key
 async def test_factory_for_openai_defaults_to_the_public_api(tmp_path: Path) -> None:
     version = registered(tmp_path, BackendKind.OPENAI, remote_id="ft:gpt-4.1-mini:org:maya:x")
     made = openai_chat_from_version(
-        version, settings(tmp_path, allow_remote_backends=True, openai_api_key="sk-x"), CARD
+        version, settings_for(tmp_path, allow_remote_backends=True, openai_api_key="sk-x"), CARD
     )
     assert made is not None
     await made.aclose()

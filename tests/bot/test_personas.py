@@ -29,19 +29,11 @@ from bot.settings import Settings
 from bot.store import Store
 from style.profile import Profile
 from style.sample import sample_paths
+from tests.bot.prepared import settings_for
 from training.db import connect
 from training.registry import BackendKind, ModelStatus, Registry
 
 NOW = datetime(2024, 3, 12, 21, 0)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def settings_for(data_dir: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, database=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="module")

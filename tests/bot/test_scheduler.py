@@ -17,44 +17,26 @@ from typing import Any
 import pytest
 
 from bot.jobs import JobRunner, JobUpdate
-from bot.personas import prepare_persona
 from bot.scheduler import RetrainScheduler, Schedule, ScheduleError, retrain_if_due
 from bot.settings import Settings
 from bot.worker import MessageQueue, WorkerSpec
-from style.sample import sample_paths
+from tests.bot.prepared import prepare_quarter_sample, settings_for
 from training.db import connect
 from training.registry import BackendKind, ModelStatus, Registry
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::style.profile.ProfileWarning")]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Maya prepared from the first quarter of the bundled sample."""
-    folder = tmp_path_factory.mktemp("prepared")
-    exports = []
-    for path in sample_paths():
-        lines = path.read_text("utf-8").splitlines(keepends=True)
-        export = folder / path.name
-        export.write_text("".join(lines[: len(lines) // 4]), "utf-8")
-        exports.append(export)
-    prepare_persona(settings_for(folder / "data"), "Maya", exports)
-    return folder / "data" / "personas"
+    return prepare_quarter_sample(tmp_path_factory.mktemp("prepared"), ["Maya"])
 
 
 @pytest.fixture
 def settings(prepared: Path, tmp_path: Path) -> Settings:
     shutil.copytree(prepared, tmp_path / "data" / "personas")
     return settings_for(tmp_path / "data")
-
-
-def settings_for(data_dir: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, database=None)  # type: ignore[call-arg]
 
 
 def trains_briefly(spec: WorkerSpec, messages: MessageQueue) -> None:

@@ -59,11 +59,6 @@ FAST = {"typing_speed": 1000.0, "typing_max_wait_s": 0.0}
 T = TypeVar("T")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Only what a test passes counts: no WA_PERSONA_* from the environment, no .env."""

@@ -40,11 +40,6 @@ SAMPLE = sample_paths()[0]  # "WhatsApp Chat with Sam.txt": Maya and Sam
 _ids = itertools.count(1)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --- fakes --------------------------------------------------------------------------------
 
 

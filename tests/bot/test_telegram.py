@@ -41,11 +41,6 @@ SECRET = "s3cret-Token_for-tests"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def server() -> AsyncIterator[FakeTelegram]:
     async with FakeTelegram() as fake:
         yield fake

@@ -25,13 +25,10 @@ from bot.uploads import (
 from style.messages import MessageKind
 from style.parse import load_chats
 from style.sample import sample_paths
+from tests.bot.prepared import settings_for
 from training.db import connect
 
 SAMPLE = sample_paths()[0]
-
-
-def settings_for(data_dir: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, database=None)  # type: ignore[call-arg]
 
 
 @pytest.fixture

@@ -40,11 +40,6 @@ MAYA = "447700900123"
 SECRET_TEXT = "my pin is 4921, dont tell anyone"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Recorder:
     """The service's handler stand-in: records what arrives, optionally fails on a text."""
 

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import LocalServer
+
 API_KEY = "sk-ant-test-key"
 """The key the fake accepts unless told otherwise."""
 SAMPLING_PARAMETERS = ("temperature", "top_p", "top_k")
@@ -89,7 +91,7 @@ class _Hang:
 _Scripted = _Text | _Error | _Hang
 
 
-class FakeAnthropic:
+class FakeAnthropic(LocalServer):
     """The fake server; start it with `async with`, script answers, read `requests`."""
 
     def __init__(self, *, api_key: str = API_KEY, default_text: str = "ok") -> None:
@@ -100,15 +102,12 @@ class FakeAnthropic:
         self._cached: set[str] = set()
         self._ids = itertools.count(1)
         self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
+        super().__init__()
 
     @property
     def base_url(self) -> str:
         """What to pass as the client's `base_url`."""
-        if self._runner is None:
-            raise RuntimeError("FakeAnthropic is not running; use `async with FakeAnthropic()`")
-        return f"http://127.0.0.1:{self._port}"
+        return self.origin
 
     def reply_with(self, text: str, *, stop_reason: str = "end_turn") -> None:
         """Answer the next request with a message whose only content is `text`."""
@@ -125,20 +124,13 @@ class FakeAnthropic:
         """Answer the next request only after `seconds` (or when the server closes)."""
         self._script.append(_Hang(seconds, text))
 
-    async def __aenter__(self) -> FakeAnthropic:
-        app = web.Application()
-        app.router.add_post("/v1/messages", self._messages)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        return self
+    def routes(self) -> list[web.RouteDef]:
+        """`POST /v1/messages`."""
+        return [web.post("/v1/messages", self._messages)]
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    def stopping(self) -> None:
+        """End hanging answers at once."""
         self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _messages(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":

@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import LocalServer
+
 __all__ = ["PHONE_NUMBER_ID", "TOKEN", "FakeGraph", "RecordedRequest"]
 
 TOKEN = "EAAG-fake-graph-token"
@@ -66,7 +68,7 @@ class _Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeGraph:
+class FakeGraph(LocalServer):
     """The fake server; start it with `async with`, add media, script errors, read requests."""
 
     def __init__(self, *, token: str = TOKEN, phone_number_id: str = PHONE_NUMBER_ID) -> None:
@@ -77,15 +79,12 @@ class FakeGraph:
         self._media: dict[str, _Media] = {}
         self._failures: deque[_Failure] = deque()
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._port = 0
+        super().__init__()
 
     @property
     def base_url(self) -> str:
         """What to pass as `GraphClient(base_url=...)`."""
-        if self._runner is None:
-            raise RuntimeError("FakeGraph is not running; use `async with FakeGraph()`")
-        return f"http://127.0.0.1:{self._port}"
+        return self.origin
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -126,22 +125,13 @@ class FakeGraph:
         )
         self._failures.extend([failure] * times)
 
-    async def __aenter__(self) -> FakeGraph:
-        app = web.Application()
-        app.router.add_post(f"/{VERSION}/{{phone_number_id}}/messages", self._messages)
-        app.router.add_get(DOWNLOAD_PATH, self._download)
-        app.router.add_get(f"/{VERSION}/{{media_id}}", self._media_info)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    def routes(self) -> list[web.RouteDef]:
+        """Sends and receipts, media metadata and media downloads."""
+        return [
+            web.post(f"/{VERSION}/{{phone_number_id}}/messages", self._messages),
+            web.get(DOWNLOAD_PATH, self._download),
+            web.get(f"/{VERSION}/{{media_id}}", self._media_info),
+        ]
 
     async def _record(self, request: web.Request) -> RecordedRequest:
         body: Any = None

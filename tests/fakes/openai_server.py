@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +41,8 @@ from typing import Any
 
 from aiohttp import web
 from openai.types.chat import completion_create_params
+
+from tests.fakes.server import serve_in_thread
 
 API_KEY = "sk-test-wa-persona"
 BODY = web.RequestKey("body", object)
@@ -330,29 +331,16 @@ class FakeOpenAI:
     @contextmanager
     def serve(self) -> Iterator[FakeOpenAI]:
         """Run the app on 127.0.0.1 (random port) in a background thread; set `base_url`."""
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=1.0)
-        thread = threading.Thread(target=loop.run_forever, name="fake-openai", daemon=True)
-        thread.start()
-
-        async def start() -> int:
-            self._closing = asyncio.Event()
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            return int(runner.addresses[0][1])
-
-        try:
-            port = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
+        self._closing = asyncio.Event()
+        # setting `_closing` on stopping ends hanging answers, so cleanup need not wait
+        with serve_in_thread(
+            self.application(), name="fake-openai", on_stop=self._closing.set
+        ) as port:
             self.base_url = f"http://127.0.0.1:{port}/v1"
-            yield self
-        finally:
-            if self._closing is not None:  # ends hanging answers, so cleanup need not wait
-                loop.call_soon_threadsafe(self._closing.set)
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self.base_url = None
+            try:
+                yield self
+            finally:
+                self.base_url = None
 
     @web.middleware
     async def _authorize_and_record(self, request: web.Request, handler: Any) -> web.StreamResponse:

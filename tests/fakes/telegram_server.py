@@ -26,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import LocalServer
+
 TOKEN = "123456:TEST-token_for-the-fake"
 """The bot token the fake accepts."""
 BOT_USER = {
@@ -150,7 +152,7 @@ def callback_query(
     }
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     """The fake Bot API; start it with `async with`, push updates, read `calls`."""
 
     def __init__(self, token: str = TOKEN) -> None:
@@ -162,39 +164,29 @@ class FakeTelegram:
         self._new_update = asyncio.Event()
         self._files: dict[str, _File] = {}
         self._failures: dict[str, list[_Failure]] = {}
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+        super().__init__()
 
-    async def __aenter__(self) -> FakeTelegram:
-        app = web.Application()
-        app.add_routes(
-            [
-                web.post("/bot{token}/{method}", self._api),
-                web.get("/bot{token}/{method}", self._api),
-                web.get("/file/bot{token}/{path:.+}", self._download),
-            ]
-        )
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
+    def routes(self) -> list[web.RouteDef]:
+        """Bot API methods (POST or GET) and file downloads."""
+        return [
+            web.post("/bot{token}/{method}", self._api),
+            web.get("/bot{token}/{method}", self._api),
+            web.get("/file/bot{token}/{path:.+}", self._download),
+        ]
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._new_update.set()  # ends a hanging long poll at once
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
+    def stopping(self) -> None:
+        """End a hanging long poll at once."""
+        self._new_update.set()
 
     @property
     def base_url(self) -> str:
         """What `ApplicationBuilder.base_url` takes (the token is appended by PTB)."""
-        return f"http://127.0.0.1:{self.port}/bot"
+        return f"{self.origin}/bot"
 
     @property
     def base_file_url(self) -> str:
         """What `ApplicationBuilder.base_file_url` takes."""
-        return f"http://127.0.0.1:{self.port}/file/bot"
+        return f"{self.origin}/file/bot"
 
     # --- scripting -----------------------------------------------------------------------
 

@@ -17,9 +17,11 @@ Every figure here is a rough planning number, not a quote:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from training.dataset.formats import DatasetLike, split_samples
@@ -50,6 +52,7 @@ __all__ = [  # noqa: RUF022 (plain sorted(), as tests/test_public_api.py checks)
     "TEMPLATE_TOKENS_PER_MESSAGE",
     "Target",
     "TokenCounts",
+    "count_openai_file",
     "count_tokens",
     "default_targets",
     "estimate",
@@ -319,7 +322,7 @@ def _split_tokens(
                 texts.append(BUBBLE_SEPARATOR.join(turn.bubbles))
     counts = count_texts(token_counter, texts)
     sizes: list[int] = []
-    messages = total = assistant = trained = 0
+    messages = assistant = trained = 0
     for sample in samples:
         size = 0
         if sample.system:
@@ -333,14 +336,46 @@ def _split_tokens(
                 if turn.train:
                     trained += count
         messages += len(sample.turns)
-        total += size
         sizes.append(size)
+    return _split_figures(split, sizes, messages=messages, assistant=assistant, trained=trained)
+
+
+def count_openai_file(
+    split: str,
+    path: Path,
+    *,
+    token_counter: TokenCounter = rough_token_count,
+    tokens_per_message: int,
+) -> SplitTokens:
+    """Token counts of one written OpenAI JSONL file (a validated one: every line an example).
+
+    Assistant messages carry loss unless their `weight` is 0, as OpenAI trains them.
+    """
+    sizes: list[int] = []
+    messages = assistant = trained = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            example = json.loads(line)["messages"]
+            counts = count_texts(token_counter, [m.get("content") or "" for m in example])
+            for message, count in zip(example, counts, strict=True):
+                if message.get("role") == "assistant":
+                    assistant += count
+                    trained += count if message.get("weight", 1) == 1 else 0
+            messages += len(example)
+            sizes.append(sum(counts) + tokens_per_message * len(example))
+    return _split_figures(split, sizes, messages=messages, assistant=assistant, trained=trained)
+
+
+def _split_figures(
+    split: str, sizes: list[int], *, messages: int, assistant: int, trained: int
+) -> SplitTokens:
+    """A split's counts from its examples' sizes (in tokens) and its message totals."""
     sizes.sort()
     return SplitTokens(
         split=split,
         samples=len(sizes),
         messages=messages,
-        total=total,
+        total=sum(sizes),
         assistant=assistant,
         trained=trained,
         p50_example=_percentile(sizes, 0.50),

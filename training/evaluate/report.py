@@ -6,15 +6,13 @@ discriminator shares) and a few example replies next to the real one. The exampl
 message text, so the page says it is private and is written readable by its owner only
 (0600); `report.json` holds numbers and names only and can be shared.
 
-Charts are drawn like style/report.py's: matplotlib's Agg canvas, PNGs embedded as base64
-data URIs, matplotlib imported only when drawing.
+Charts and the page are drawn with style/report.py's helpers: matplotlib's Agg canvas, PNGs
+embedded as base64 data URIs, matplotlib imported only when drawing.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from style.profile.lexicon import WORD_RE, clean
+from style.report import ACCENT, html_figure, html_page, html_section, png_data_uri
 from training.dataset.samples import CONVERSATION_START
 from training.evaluate.run import REAL, EvaluationRun, SystemResult
 from training.evaluate.style_distance import PUNCTUATION_FEATURES, punctuation_profile
@@ -44,14 +43,21 @@ __all__ = [
     "write_report",
 ]
 
-ACCENT = "#2a7ab0"
 REAL_COLOUR = "#444444"
 PALETTE = (ACCENT, "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#d4ac0d")
-DPI = 100
 EXAMPLES = 6
 """Example turns shown per report."""
 MAX_BUBBLES_BIN = 5
 """Bubbles per turn from this many up share one bar."""
+EVALUATION_CSS = """\
+th, td { vertical-align: top; }
+td.best { background: #e3f1e3; font-weight: bold; }
+td.real, th.real { color: #666; }
+.private { background: #fdf2e9; border-left: 4px solid #e67e22; padding: 0.5rem 1rem; }
+.bubble { display: inline-block; background: #eef5fb; border-radius: 0.6rem;
+          padding: 0.15rem 0.6rem; margin: 0.1rem 0; white-space: pre-wrap; }
+"""
+"""Rules this page adds to the reports' shared style sheet (`style.report.html_page`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,57 +155,29 @@ def summary_table(run: EvaluationRun) -> Table:
 
 def render_html(run: EvaluationRun, *, examples: int = EXAMPLES) -> str:
     """The whole report as one HTML document (charts inlined as PNG data URIs)."""
-    title = f"Evaluation: {html.escape(run.persona)}"
     sections = [
-        _section("Metrics", _metrics_table(run)),
-        _section(
+        html_section("Metrics", _metrics_table(run)),
+        html_section(
             "Charts",
-            _figure(_length_chart(run), "Bubble length (characters), share of bubbles")
-            + _figure(_bubbles_chart(run), "Bubbles per reply, share of replies")
-            + _figure(_habits_chart(run), "Punctuation and case habits, share of bubbles")
-            + _figure(_share_chart(run), "Replies the discriminator attributes to the persona"),
+            html_figure(_length_chart(run), "Bubble length (characters), share of bubbles")
+            + html_figure(_bubbles_chart(run), "Bubbles per reply, share of replies")
+            + html_figure(_habits_chart(run), "Punctuation and case habits, share of bubbles")
+            + html_figure(_share_chart(run), "Replies the discriminator attributes to the persona"),
         ),
-        _section("Examples", _examples(run, examples)),
+        html_section("Examples", _examples(run, examples)),
     ]
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 64rem; color: #222;
-       padding: 0 1rem; }}
-h1 {{ margin-bottom: 0.2rem; }}
-h2 {{ border-bottom: 2px solid {ACCENT}; padding-bottom: 0.2rem; margin-top: 2.5rem; }}
-table {{ border-collapse: collapse; margin: 0.8rem 0 1.5rem; }}
-th, td {{ padding: 0.25rem 0.8rem; text-align: left; border-bottom: 1px solid #ddd;
-          vertical-align: top; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-td.best {{ background: #e3f1e3; font-weight: bold; }}
-td.real, th.real {{ color: #666; }}
-figure {{ margin: 1rem 0; }}
-figure img {{ max-width: 100%; height: auto; }}
-figcaption {{ color: #555; font-size: 0.9rem; }}
-.meta {{ color: #666; }}
-.private {{ background: #fdf2e9; border-left: 4px solid #e67e22; padding: 0.5rem 1rem; }}
-.bubble {{ display: inline-block; background: #eef5fb; border-radius: 0.6rem;
-           padding: 0.15rem 0.6rem; margin: 0.1rem 0; white-space: pre-wrap; }}
-</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p class="private"><strong>Private:</strong> this report contains message text from the
+    return html_page(
+        f"Evaluation: {run.persona}",
+        f"""<p class="private"><strong>Private:</strong> this report contains message text from the
 persona's chats (the examples). Keep it to yourself; report.json beside it holds the
 numbers only.</p>
 <p class="meta">{run.created_at:%Y-%m-%d %H:%M} UTC; {len(run.heldout):,} held-out turns;
 {len(run.systems)} system(s). "{REAL}" is the person herself, the best a model can be
 expected to do: as many of her real training replies against the held-out ones (style), and
 her real held-out replies (persona share, degeneration).{html.escape(_accuracy_note(run))}</p>
-{"".join(sections)}
-</body>
-</html>
-"""
+{"".join(sections)}""",
+        css=EVALUATION_CSS,
+    )
 
 
 # --- the metrics table ---------------------------------------------------------------------
@@ -275,7 +253,7 @@ def _length_chart(run: EvaluationRun) -> str | None:
         ax.set_ylabel("share of bubbles")
         ax.legend(frameon=False)
 
-    return _png(draw)
+    return png_data_uri(draw)
 
 
 def _bubbles_chart(run: EvaluationRun) -> str | None:
@@ -297,7 +275,7 @@ def _bubbles_chart(run: EvaluationRun) -> str | None:
         ax.set_ylabel("share of replies")
         ax.legend(frameon=False)
 
-    return _png(draw)
+    return png_data_uri(draw)
 
 
 def _habits_chart(run: EvaluationRun) -> str | None:
@@ -321,7 +299,7 @@ def _habits_chart(run: EvaluationRun) -> str | None:
         ax.set_xlabel("share of bubbles")
         ax.legend(frameon=False, loc="lower right")
 
-    return _png(draw, size=(8.0, 6.0))
+    return png_data_uri(draw, size=(8.0, 6.0))
 
 
 def _share_chart(run: EvaluationRun) -> str | None:
@@ -341,19 +319,7 @@ def _share_chart(run: EvaluationRun) -> str | None:
         if run.ceiling is not None and run.ceiling.persona_share is not None:
             ax.axhline(run.ceiling.persona_share, color=REAL_COLOUR, linestyle="--")
 
-    return _png(draw, size=(8.0, 3.2))
-
-
-def _png(draw: Callable[[Figure], None], size: tuple[float, float] = (8.0, 3.6)) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    draw(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_uri(draw, size=(8.0, 3.2))
 
 
 # --- examples and HTML pieces --------------------------------------------------------------
@@ -383,19 +349,6 @@ def _bubbles(bubbles: Sequence[str]) -> str:
     if not bubbles:
         return "<span class=meta>(no reply)</span>"
     return "<br>".join(f'<span class="bubble">{html.escape(b)}</span>' for b in bubbles)
-
-
-def _section(title: str, body: str) -> str:
-    return f"<section>\n<h2>{html.escape(title)}</h2>\n{body}\n</section>\n"
-
-
-def _figure(uri: str | None, caption: str) -> str:
-    if uri is None:
-        return f"<p class=meta>{html.escape(caption)}: not enough data for a chart.</p>"
-    return (
-        f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-    )
 
 
 def _accuracy_note(run: EvaluationRun) -> str:
