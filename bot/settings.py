@@ -230,6 +230,10 @@ class Settings(BaseSettings):
         """The database file these settings point at."""
         return self.database or self.data_dir / "wa-persona.db"
 
+    def models_dir(self) -> Path:
+        """Where fetched base models live (`wa-persona models fetch`)."""
+        return self.data_dir / "models"
+
     def runs_dir(self) -> Path:
         """Where training runs write their outputs (one folder per run)."""
         return self.data_dir / "runs"

@@ -83,7 +83,7 @@ def _train_and_register(
     from training import sft
     from training.registry import BackendKind, ModelStatus, Registry
 
-    plan = sft.prepare_run(config, runs_dir=settings.runs_dir())
+    plan = sft.prepare_run(config, runs_dir=settings.runs_dir(), models_dir=settings.models_dir())
     registry = Registry.open(settings.database_path())
     try:
         version = registry.create(
@@ -99,7 +99,7 @@ def _train_and_register(
         try:
             if on_registered is not None:
                 on_registered(version)
-            result = sft.train(plan.config, on_event=on_event)
+            result = sft.train(plan.config, on_event=on_event, models_dir=settings.models_dir())
         except BaseException as exc:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc}"
             registry.update(version.version, status=ModelStatus.FAILED, notes=why[:500])

@@ -160,7 +160,7 @@ def fetch(
         with err.status(f"fetching {entry.name}") as status:
             folder = fetch_model(
                 entry,
-                settings.data_dir / "models",
+                settings.models_dir(),
                 source=source,
                 on_progress=lambda stage: status.update(escape(stage)),
             )

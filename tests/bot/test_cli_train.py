@@ -170,3 +170,24 @@ def test_missing_ml_stack_says_which_extra_to_install(
     result = runner.invoke(app, [*args, "--dataset", str(tiny_dataset_dir)])
     assert result.exit_code == 2
     assert "torch is not installed; install wa-persona[train]" in result.stderr
+
+
+def test_a_fetched_model_is_found_by_its_catalogue_name_in_the_data_dir(
+    tmp_path: Path, data_dir: Path, tiny_model_dir: Path, tiny_dataset_dir: Path
+) -> None:
+    import shutil
+
+    from training.pretrained import CATALOGUE, SOURCE_FILE
+
+    fetched = data_dir / "models" / "smollm2-135m"
+    shutil.copytree(tiny_model_dir, fetched)
+    source = {"gguf_sha256": CATALOGUE["smollm2-135m"].sha256}
+    (fetched / SOURCE_FILE).write_text(json.dumps(source), "utf-8")
+    args = ["train", "--config", str(config_file(tmp_path, tiny_model_dir))]
+    args += ["--dataset", str(tiny_dataset_dir), "--progress", "none", *tiny_sets()]
+    result = runner.invoke(
+        app, [*args, "--set", "model.name=smollm2-135m", "--set", "training.max_steps=1"]
+    )
+    assert result.exit_code == 0, result.output
+    (version,) = Registry.open(data_dir / "wa-persona.db").list()
+    assert version.base_model == str(fetched.resolve())
