@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
 
 from style.messages import Chat, Media, MediaType, Message, MessageKind
 from style.parse import load_chats
-from style.profile import UnknownPersonaError, build_profile
+from style.profile import Profile, UnknownPersonaError, build_profile
 from style.sample import sample_paths
 from style.scrub import Scrubber
 from training.dataset.build import DatasetBuild, build_dataset, build_from_exports
 from training.dataset.config import DatasetConfig
 from training.dataset.filters import FILTERS
+from training.dataset.formats import write_dataset
 from training.dataset.samples import CONVERSATION_START, Sample
+from training.dataset.tokens import TokenCounter, load_token_counter
 from training.errors import DatasetError
 
 pytestmark = pytest.mark.filterwarnings("ignore::style.profile.ProfileWarning")
@@ -235,6 +238,37 @@ def test_chunk_splits_a_long_conversation_keeping_half_the_room_as_context():
         ["8", "9"],
     ]
     assert all(t.train for s in result.train for t in s.turns if t.role == "assistant")
+
+
+# card "Maya" = 4 tokens, so a budget of 44 leaves a room of 40 and half a room of 20: a
+# user turn of 30 is more than half the room on its own, yet the reply to it still fits
+
+
+def test_chunk_keeps_a_user_turn_longer_than_half_the_room():
+    result = build(chat(say(0, "Sam", "x" * 30), say(1, "Maya", "ok")), max_tokens=44)
+    assert [[t.content for t in s.turns] for s in result.train] == [["x" * 30, "ok"]]
+
+
+def test_chunk_after_a_long_user_turn_trains_its_first_reply():
+    # the window must not start after the first reply it trains (that reply would be lost)
+    result = build(
+        chat(say(0, "Sam", "x" * 30), say(1, "Maya", "a"), say(2, "Sam", "b"), say(3, "Maya", "c")),
+        max_tokens=44,
+    )
+    (sample,) = result.train
+    assert [t.content for t in sample.turns] == ["x" * 30, "a", "b", "c"]
+    assert assistant_contents(sample) == ["a", "c"]
+    assert all(t.train for t in sample.turns if t.role == "assistant")
+
+
+def test_later_chunk_starts_with_the_long_user_turn_its_first_reply_answers():
+    turns = ["00000000", "11111111", "22222222", "33333333", "x" * 30, "5555"]
+    result = build(
+        chat(*(say(i, "Sam" if i % 2 == 0 else "Maya", text) for i, text in enumerate(turns))),
+        max_tokens=44,
+    )
+    assert [[t.content for t in s.turns] for s in result.train] == [turns[:4], turns[4:]]
+    assert result.stats.train.trained_turns == 3
 
 
 def test_sliding_window_keeps_earlier_persona_turns_as_context():
@@ -533,9 +567,18 @@ def test_build_summary_holds_counts_but_no_message_text():
 
 
 @pytest.fixture(scope="module")
-def maya() -> DatasetBuild:
-    chats = [c for path in sample_paths() for c in load_chats(path)]
-    return build_dataset(chats, "Maya", DatasetConfig())
+def sample_chats() -> list[Chat]:
+    return [c for path in sample_paths() for c in load_chats(path)]
+
+
+@pytest.fixture(scope="module")
+def maya_profile(sample_chats) -> Profile:
+    return build_profile(sample_chats, "Maya")
+
+
+@pytest.fixture(scope="module")
+def maya(sample_chats) -> DatasetBuild:
+    return build_dataset(sample_chats, "Maya", DatasetConfig())
 
 
 def test_sample_gives_a_sensible_dataset(maya):
@@ -587,3 +630,87 @@ def test_sample_sources_match_the_profile_hashes(maya):
     chats = [c for path in sample_paths() for c in load_chats(path)]
     profile = build_profile(chats, "Maya")
     assert [s.sha256 for s in maya.sources] == [s.sha256 for s in profile.sources]
+
+
+def assert_windows_are_sound(result: DatasetBuild, counter: TokenCounter) -> None:
+    """Every sample is a chat that starts with a user turn, ends with a trained reply and
+    fits the budget; every kept persona turn is trained exactly once; a chunk keeps at most
+    half its room before its first trained reply, unless that is only the message it answers.
+    """
+    samples = result.train + result.eval
+    texts = list(
+        dict.fromkeys(t for s in samples for t in (s.system, *(u.content for u in s.turns)))
+    )
+    tokens = dict(zip(texts, counter.count(texts), strict=True))
+    max_tokens, per_message = result.config.max_tokens, counter.per_message
+    trained: Counter[tuple[str, int]] = Counter()
+    for sample in samples:
+        roles = [t.role for t in sample.turns]
+        assert roles and roles == ["user", "assistant"] * (len(roles) // 2)
+        assert sample.turns[-1].train
+        room = max_tokens - tokens[sample.system] - per_message
+        sizes = [tokens[t.content] + per_message for t in sample.turns]
+        assert sum(sizes) <= room
+        first = int(sample.meta["turn"]) - len(sample.turns) + 1
+        replies = [j for j, t in enumerate(sample.turns) if t.role == "assistant" and t.train]
+        trained.update((sample.conversation, first + j) for j in replies)
+        if result.config.windows == "chunk":
+            assert replies[0] == 1 or sum(sizes[: replies[0]]) <= room // 2
+    kept = result.stats.persona_turns - sum(result.filters.values())
+    assert set(trained.values()) == {1}
+    assert len(trained) == kept
+    assert result.stats.train.trained_turns + result.stats.eval.trained_turns == kept
+
+
+# The full card takes 167 of the estimated tokens, so budgets below 192 hold no reply with
+# it; the short card (9 tokens) takes the rooms of 128 to 320 down to the smallest budgets.
+CARDS = {"full": {}, "short": {"card_template": "You are {name}, texting friends."}}
+
+
+@pytest.mark.parametrize("windows", ["chunk", "sliding"])
+@pytest.mark.parametrize(
+    ("max_tokens", "card"),
+    [
+        *((n, "full") for n in (192, 256, 320, 384, 512, 768, 1024)),
+        *((n, "short") for n in (128, 192, 256, 320)),
+    ],
+)
+def test_sample_windows_are_sound_at_every_budget(
+    sample_chats, maya_profile, max_tokens, card, windows
+):
+    config = DatasetConfig(max_tokens=max_tokens, windows=windows, **CARDS[card])
+    result = build_dataset(sample_chats, "Maya", config, profile=maya_profile)
+    assert_windows_are_sound(result, load_token_counter(None))
+
+
+@pytest.fixture(scope="module")
+def tiny_tokens(tmp_path_factory) -> TokenCounter:
+    """The tiny model's tokenizer (trained on the sample, ChatML), loaded from its folder."""
+    pytest.importorskip("transformers")
+    from tests.training.tiny_model import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-tokenizer")
+    build_tokenizer().save_pretrained(folder)
+    counter = load_token_counter(folder)
+    assert counter.exact
+    return counter
+
+
+@pytest.mark.parametrize("max_tokens", [320, 384, 512])
+def test_sample_chunks_are_sound_with_a_real_tokenizer(
+    sample_chats, maya_profile, tiny_tokens, max_tokens
+):
+    config = DatasetConfig(max_tokens=max_tokens)
+    result = build_dataset(
+        sample_chats, "Maya", config, profile=maya_profile, token_counter=tiny_tokens
+    )
+    assert_windows_are_sound(result, tiny_tokens)
+
+
+def test_sample_chunks_at_a_small_budget_are_written(sample_chats, maya_profile, tmp_path):
+    result = build_dataset(
+        sample_chats, "Maya", DatasetConfig(max_tokens=256), profile=maya_profile
+    )
+    files = write_dataset(result, tmp_path, formats=("hf",))
+    lines = files["hf_train"].read_text("utf-8").splitlines()
+    assert len(lines) == len(result.train) > len(result.eval) > 0

@@ -95,6 +95,21 @@ def test_chat_template_overhead_is_measured():
     assert TokenizerCounter(Templated(), "fake").per_message == 3
 
 
+def test_chat_template_overhead_of_a_real_tokenizer_matches_a_direct_count():
+    # transformers 5 returns a BatchEncoding from apply_chat_template(tokenize=True)
+    pytest.importorskip("transformers")
+    from tests.training.tiny_model import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    pair = [{"role": "user", "content": "did u see"}, {"role": "assistant", "content": "omg yes"}]
+    rendered = tokenizer.apply_chat_template(pair, tokenize=True, return_dict=False)
+    own = sum(len(tokenizer(m["content"], add_special_tokens=False)["input_ids"]) for m in pair)
+    around = len(rendered) - own  # "<|im_start|>role\n" and "<|im_end|>\n" of both messages
+    per_message = TokenizerCounter(tokenizer, "tiny").per_message
+    assert per_message > 0
+    assert per_message == -(-around // 2)
+
+
 @pytest.mark.parametrize("bad", [0, -1.0])
 def test_estimate_needs_a_positive_ratio(bad):
     with pytest.raises(ValueError, match="bytes_per_token"):

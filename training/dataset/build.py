@@ -572,8 +572,10 @@ def _windows(
         first = kept[j]
         prefix = conversations[first.conversation].prefix
         k = first.turn
-        start = bisect.bisect_left(prefix, prefix[k] - first.room // 2, 0, k)
-        start = max(first.start, start + (start & 1))  # a user turn; k must still fit
+        # the first user turn s with at most half the room before k; the user turn k - 1
+        # always stays, however long, so the window starts with the message k answers
+        start = bisect.bisect_left(prefix, prefix[k] - first.room // 2, 0, k - 1)
+        start = max(first.start, start + (start & 1))  # k must still fit
         trained = [k]
         j += 1
         while (

@@ -26,7 +26,7 @@ spends 5 on `<|start_header_id|>role<|end_header_id|>\\n\\n ... <|eot_id|>`, Cha
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -101,20 +101,28 @@ def template_overhead(tokenizer: Any) -> int:
     """Tokens the tokenizer's chat template adds per message, or `MESSAGE_OVERHEAD`.
 
     Measured as the growth of a rendered two-message chat when one more message pair is
-    added, minus those messages' own tokens.
+    added, minus those messages' own tokens, halved and rounded up: a user and an assistant
+    message together never cost more than two of it, so samples stay within the budget.
     """
     apply = getattr(tokenizer, "apply_chat_template", None)
     if apply is None or getattr(tokenizer, "chat_template", None) is None:
         return MESSAGE_OVERHEAD
     one = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
     try:
-        short = apply(one, tokenize=True)
-        long = apply([*one, *one], tokenize=True)
+        short = _token_ids(apply(one, tokenize=True))
+        long = _token_ids(apply([*one, *one], tokenize=True))
         own = sum(len(tokenizer(x, add_special_tokens=False)["input_ids"]) for x in ("a", "b"))
     except (ValueError, TypeError, KeyError) as exc:  # templates that reject this shape
         logger.info("could not measure the chat template overhead: %s", exc)
         return MESSAGE_OVERHEAD
-    return max(0, round((len(long) - len(short) - own) / 2))
+    return max(0, -(-(len(long) - len(short) - own) // 2))
+
+
+def _token_ids(rendered: Any) -> Sequence[int]:
+    """The ids `apply_chat_template(..., tokenize=True)` gave: transformers 5 returns a
+    `BatchEncoding` (a mapping, whose `len` is its number of keys), earlier versions a list."""
+    ids: Sequence[int] = rendered["input_ids"] if isinstance(rendered, Mapping) else rendered
+    return ids
 
 
 def load_token_counter(model: str | Path | None) -> TokenCounter:
