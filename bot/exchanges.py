@@ -243,7 +243,10 @@ class ExchangeIndex:
         """Use `build`, `from_samples`, `from_dataset_dir` or `load` instead."""
         self._exchanges = tuple(exchanges)
         self._vocabulary = vocabulary
-        self._offsets, self._docs, self._impacts = offsets, docs, impacts
+        # postings held as intp: numpy converts int32 fancy indices to intp on every use,
+        # which took half of a search's time (docs/benchmarks.md, "Persona engine")
+        self._offsets, self._impacts = offsets, impacts
+        self._docs = np.asarray(docs, dtype=np.intp)
         self._by_id = {exchange.id: i for i, exchange in enumerate(self._exchanges)}
         self._groups: dict[str, int] = {}
         setdefault = self._groups.setdefault
@@ -381,7 +384,7 @@ class ExchangeIndex:
                 out,
                 header=np.frombuffer(json.dumps(header, ensure_ascii=False).encode(), np.uint8),
                 offsets=self._offsets,
-                docs=self._docs,
+                docs=self._docs.astype(np.int32),
                 impacts=self._impacts,
                 context_starts=starts,
                 context_turns=np.asarray(context_turns, dtype=np.int32),

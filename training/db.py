@@ -34,6 +34,10 @@ def connect(path: str | Path) -> Database:
         # Deleted rows hold private chat text: overwrite them instead of leaving free pages.
         db.execute("PRAGMA secure_delete = ON")
         db.enable_wal()
+        # In WAL mode NORMAL skips the fsync per commit (the WAL is synced at checkpoints):
+        # ~90% of the engine's own time per reply with FULL (docs/benchmarks.md, "Persona
+        # engine"). Still consistent; an OS crash or power loss may drop the last commits.
+        db.execute("PRAGMA synchronous = NORMAL")
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " component TEXT NOT NULL, version INTEGER NOT NULL,"
