@@ -179,7 +179,7 @@ async def evaluate(request: Request) -> None:
 
 
 async def status(request: Request) -> None:
-    """Show personas, their data and models, jobs, schedules and backend health."""
+    """Show personas, their data and models, jobs, schedules, backend health and traffic."""
     service = request.service
     lines = []
     schedules = {schedule.persona: schedule.cron for schedule in service.scheduler.schedules()}
@@ -207,6 +207,8 @@ async def status(request: Request) -> None:
             for b in backends
         )
         lines.append(f"{name} backends: {described}")
+    if service.metrics is not None:
+        lines.append(service.metrics.snapshot().summary())
     await request.reply("\n".join(lines))
 
 

@@ -2,8 +2,9 @@
 
 Start: check that at least one messenger is fully configured (before anything is opened),
 open the database, build the job runner, the retrain scheduler and the `PersonaService`,
-start Telegram (polling, or its webhook) and the WhatsApp webhook server (with `/healthz`),
-and write the heartbeat `bot.doctor` reads (`service.heartbeat` in the data dir, every 30 s).
+start Telegram (polling, or its webhook) and the WhatsApp webhook server (with `/healthz`
+and `/metrics`), and write the heartbeat `bot.doctor` reads (`service.heartbeat` in the
+data dir, every 30 s).
 
 Stop (SIGTERM, SIGINT or the `stop` event): Telegram stops fetching updates; handlers and
 replies already under way get `drain_s` to finish, then are cancelled; the scheduler stops
@@ -35,6 +36,7 @@ from bot.channels import Incoming, Outbox
 from bot.doctor import HEARTBEAT_INTERVAL_S, clear_heartbeat, write_heartbeat
 from bot.errors import BotError, TransportError
 from bot.jobs import JobRunner
+from bot.metrics import Metrics
 from bot.scheduler import RetrainScheduler
 from bot.seen import SeenUpdates
 from bot.service import PersonaService, chat_address
@@ -186,11 +188,16 @@ async def serve(
         scheduler = RetrainScheduler(
             settings, jobs, min_new_messages=settings.retrain_min_new_messages
         )
+        metrics = Metrics()
         service = PersonaService(
             settings,
             jobs=jobs,
             scheduler=scheduler,
             uploads_from_anyone=settings.uploads_from_anyone,
+            metrics=metrics,
+            chat_rate_per_minute=settings.chat_rate_per_minute,
+            chat_rate_burst=settings.chat_rate_burst,
+            max_text_chars=settings.max_text_chars,
         )
         stack.push_async_callback(service.close)
         scheduler.start()
@@ -257,7 +264,9 @@ async def _start_transports(
         stop_receiving.append(lambda: _stop_updates(application))
     if transports.whatsapp:
         try:
-            server = await stack.enter_async_context(run_whatsapp(handle, settings, db))
+            server = await stack.enter_async_context(
+                run_whatsapp(handle, settings, db, metrics=service.metrics)
+            )
         except OSError as exc:
             raise TransportError(
                 f"Cannot listen for WhatsApp webhook calls on {settings.http_host}:"

@@ -9,13 +9,21 @@ in SQLite, so a restart between question and answer loses nothing. A text in a c
 the `PersonaEngine` as the persona bound to that chat; texts starting with "/" are commands
 (`bot.admin`). Long jobs (retraining, evaluation) run in `JobRunner`; `notify` brings their
 progress back to the chat that asked, through the outbox its transport registered.
+
+Before any of that, each chat is rate limited (`bot.ratelimit`; admins are not) and texts
+over `max_text_chars` are refused, so one chat cannot keep the backends busy for everyone.
+What happens is counted in `bot.metrics` and each reply logs one INFO line (a salted hash
+of the chat, the backend, its latency and the bubble count; never text).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
+import secrets
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +38,7 @@ from bot.backends.fallback import BackendHealth, FallbackChain
 from bot.channels import Choice, Incoming, Outbox
 from bot.engine import PersonaEngine, PersonaRuntime
 from bot.errors import BackendError, BotError, DownloadError, TransportError
+from bot.metrics import Metrics
 from bot.personas import (
     INFO_FILE,
     PersonaDeletion,
@@ -38,6 +47,7 @@ from bot.personas import (
     list_personas,
     load_persona,
 )
+from bot.ratelimit import ChatRateLimiter
 from bot.settings import Settings
 from bot.store import Store
 from bot.uploads import Forgotten, PendingUpload, UploadStore, store_upload, uploads_dir
@@ -52,6 +62,9 @@ if TYPE_CHECKING:
     from bot.scheduler import Schedule
 
 __all__ = [
+    "CHAT_RATE_BURST",
+    "CHAT_RATE_PER_MINUTE",
+    "MAX_TEXT_CHARS",
     "UPLOAD_TYPES",
     "ForgetReport",
     "JobRunnerLike",
@@ -73,6 +86,12 @@ _MIME_SUFFIXES = {
 _MOST_CHOICES = 10
 """Participants offered as the persona (the most active ones; Telegram shows them as rows)."""
 _UPLOAD = "upload"
+CHAT_RATE_PER_MINUTE = 20.0
+"""Messages a chat may send a minute once its burst is spent."""
+CHAT_RATE_BURST = 10
+"""Messages a chat may send in a quick row."""
+MAX_TEXT_CHARS = 4000
+"""Longest text passed to the persona (about Telegram's 4,096 limit); longer is refused."""
 
 
 class JobRunnerLike(Protocol):
@@ -132,6 +151,12 @@ class PersonaService:
         uploads_from_anyone: let people who are not admins send exports (and so create
             personas); off, only `settings.admin_ids` may.
         simulate_typing, sleep, rng: passed to the `PersonaEngine`.
+        metrics: where requests, replies and their latencies are counted (`/status` and
+            the webhook server's `/metrics` show it); None counts nothing.
+        chat_rate_per_minute, chat_rate_burst: each chat's token bucket (0 per minute: no
+            limit); admins are not limited.
+        max_text_chars: longest text answered; a longer one is refused with a reply.
+        rate_clock: monotonic seconds for the rate limiter.
     """
 
     def __init__(
@@ -144,8 +169,16 @@ class PersonaService:
         simulate_typing: bool = True,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+        chat_rate_per_minute: float = CHAT_RATE_PER_MINUTE,
+        chat_rate_burst: int = CHAT_RATE_BURST,
+        max_text_chars: int = MAX_TEXT_CHARS,
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
+        self.max_text_chars = max_text_chars
+        self.rate_limiter = ChatRateLimiter(chat_rate_per_minute, chat_rate_burst, clock=rate_clock)
         self.jobs = jobs
         self.scheduler = scheduler
         self.uploads_from_anyone = uploads_from_anyone
@@ -165,6 +198,7 @@ class PersonaService:
         self._loaded: dict[str, _Loaded] = {}
         self._storing: set[str] = set()
         self._persona_locks: dict[str, asyncio.Lock] = {}
+        self._tag_key = secrets.token_bytes(16)
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -203,8 +237,14 @@ class PersonaService:
     async def handle(self, incoming: Incoming, outbox: Outbox) -> None:
         """Answer one message from any transport (each in its own task)."""
         self._outboxes.setdefault(incoming.channel, outbox)
+        if self.metrics is not None:
+            self.metrics.record_request(incoming.channel)
+        if not await self._admitted(incoming, outbox):
+            return
         text = (incoming.text or "").strip()
-        if incoming.choice is not None:
+        if len(text) > self.max_text_chars:
+            await self._refuse_long_text(incoming, outbox, len(text))
+        elif incoming.choice is not None:
             await self._choice(incoming, outbox, incoming.choice)
         elif incoming.document is not None:
             await self._upload(incoming, outbox)
@@ -217,6 +257,43 @@ class PersonaService:
                 incoming.chat_id,
                 "I can only read text here (and chat exports as files). Could you type it?",
             )
+
+    async def _admitted(self, incoming: Incoming, outbox: Outbox) -> bool:
+        """Whether the chat is within its rate limit; over it, the chat hears once a minute."""
+        if self.is_admin(incoming):
+            return True
+        admission = self.rate_limiter.admit(incoming.channel, incoming.chat_id)
+        if admission.allowed:
+            return True
+        if self.metrics is not None:
+            self.metrics.record_rate_limited()
+        tag = self._chat_tag(incoming)
+        if not admission.notify:
+            logger.debug("dropped a message over the rate limit in chat %s", tag)
+            return False
+        logger.info("chat %s is over its rate limit; dropping its messages for now", tag)
+        wait = max(round(admission.retry_after_s), 1)
+        await outbox.send_text(
+            incoming.chat_id,
+            f"That's a lot of messages at once; I'm skipping some. Give me about {wait} "
+            f"second{'' if wait == 1 else 's'}, then write again.",
+        )
+        return False
+
+    async def _refuse_long_text(self, incoming: Incoming, outbox: Outbox, length: int) -> None:
+        if self.metrics is not None:
+            self.metrics.record_too_long()
+        logger.info("refused a %d-character text in chat %s", length, self._chat_tag(incoming))
+        await outbox.send_text(
+            incoming.chat_id,
+            f"That message is {length:,} characters long; I read at most "
+            f"{self.max_text_chars:,} at a time. Could you send it in shorter parts?",
+        )
+
+    def _chat_tag(self, incoming: Incoming) -> str:
+        """A short hash of the chat for the log: stable while the process runs, not the id."""
+        address = chat_address(incoming.channel, incoming.chat_id).encode()
+        return hashlib.blake2b(address, key=self._tag_key, digest_size=5).hexdigest()
 
     def is_admin(self, incoming: Incoming) -> bool:
         """Whether the sender is one of `settings.admin_ids`."""
@@ -312,12 +389,14 @@ class PersonaService:
         if persona is None:
             return
         await self._refresh(persona)
-        delivery = _OutboxDelivery(outbox, incoming.chat_id)
+        delivery = _OutboxDelivery(outbox, incoming.chat_id, self._chat_tag(incoming), self.metrics)
         address = chat_address(incoming.channel, incoming.chat_id)
         try:
             await self.engine.handle(address, persona, [text], delivery)
         except (BotError, TrainingError) as exc:  # her assets or backends cannot be loaded
             logger.warning("cannot answer as %s: %s", persona_slug(persona), exc)
+            if self.metrics is not None:
+                self.metrics.record_failed_reply()
             detail = f": {exc}" if self.is_admin(incoming) else "; please try again later."
             await outbox.send_text(incoming.chat_id, f"I can't answer as {persona} now{detail}")
 
@@ -351,6 +430,8 @@ class PersonaService:
         document = incoming.document
         assert document is not None
         chat = incoming.chat_id
+        if self.metrics is not None:
+            self.metrics.record_upload("received")
         if not self.may_upload(incoming):
             await outbox.send_text(chat, "Sorry, only the bot's admins can add chat exports here.")
             return
@@ -507,6 +588,8 @@ class PersonaService:
             self._storing.discard(pending.id)
             await outbox.typing(chat, False)
         self.store.bind(chat_address(pending.channel, chat), assets.name)
+        if self.metrics is not None:
+            self.metrics.record_upload("stored")
         total = self.uploads.message_count(assets.name)
         await outbox.send_text(
             chat, _stored_text(assets.name, stored.new_messages, stored.duplicates, total)
@@ -549,10 +632,17 @@ async def _close_chain(chain: FallbackChain) -> None:
 
 @dataclass(slots=True)
 class _OutboxDelivery:
-    """The engine's `Delivery` for one chat: typing on/off and each bubble its own message."""
+    """The engine's `Delivery` for one chat: typing on/off and each bubble its own message.
+
+    One delivery carries one reply: its first bubble counts it in `metrics` and logs it.
+    """
 
     outbox: Outbox
     chat_id: str
+    tag: str
+    """The chat's hash for the log."""
+    metrics: Metrics | None = None
+    counted: bool = False
 
     async def typing(self, on: bool) -> None:
         """Show or hide the typing indicator."""
@@ -560,10 +650,24 @@ class _OutboxDelivery:
 
     async def send(self, bubble: str, reply: Reply) -> None:
         """Send one bubble as one message."""
+        if not self.counted:
+            self.counted = True
+            logger.info(
+                "reply chat=%s backend=%s latency=%.3fs bubbles=%d",
+                self.tag,
+                reply.backend,
+                reply.latency_s,
+                len(reply.bubbles),
+            )
+            if self.metrics is not None:
+                self.metrics.record_reply(reply.backend, reply.latency_s)
         await self.outbox.send_text(self.chat_id, bubble)
 
     async def failed(self, error: BackendError) -> None:
         """Say no answer is coming (the reason goes to the log, not the chat)."""
+        logger.info("no reply chat=%s error=%s", self.tag, type(error).__name__)
+        if self.metrics is not None:
+            self.metrics.record_failed_reply()
         await self.outbox.send_text(self.chat_id, "(no reply right now; try again in a minute)")
 
 

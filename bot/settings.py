@@ -186,6 +186,21 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Largest export accepted from a chat upload."
     )
 
+    chat_rate_per_minute: float = Field(
+        default=20.0,
+        ge=0,
+        description=(
+            "Messages a chat may send a minute after its burst (0: no limit; admins are "
+            "never limited)."
+        ),
+    )
+    chat_rate_burst: int = Field(
+        default=10, ge=1, description="Messages a chat may send in a quick row."
+    )
+    max_text_chars: int = Field(
+        default=4000, ge=1, description="Longest text answered; longer ones get a refusal."
+    )
+
     telegram_token: SecretStr | None = Field(default=None, description="Telegram bot token.")
     telegram_base_url: str = Field(
         default="https://api.telegram.org/bot",

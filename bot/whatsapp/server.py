@@ -5,12 +5,13 @@
 
 On exit the server stops accepting deliveries, running handlers get time to finish, then
 the Graph client closes. aiohttp's access log is off: the verification request carries the
-verify token in its query string.
+verify token in its query string. Given the service's `Metrics`, the server also answers
+`GET /metrics` with them as JSON (counts and latencies only, no text or chat ids).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.errors import BotError
+from bot.metrics import Metrics
 from bot.seen import SeenUpdates
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.webhook import WEBHOOK, WEBHOOK_PATH, Handler, WhatsAppWebhook, whatsapp_app
@@ -36,6 +38,7 @@ REQUIRED = (
     "whatsapp_app_secret",
     "whatsapp_verify_token",
 )
+METRICS_PATH = "/metrics"
 
 
 class WhatsAppNotConfigured(BotError):
@@ -60,7 +63,12 @@ class WhatsAppServer:
 
 @asynccontextmanager
 async def run_whatsapp(
-    handler: Handler, settings: Settings, db: Database, *, path: str = WEBHOOK_PATH
+    handler: Handler,
+    settings: Settings,
+    db: Database,
+    *,
+    path: str = WEBHOOK_PATH,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[WhatsAppServer]:
     """Serve the webhook on `settings.http_host`/`http_port` (port 0: any free port)."""
     values = {name: _setting(settings, name) for name in REQUIRED}
@@ -83,6 +91,8 @@ async def run_whatsapp(
         graph=graph,
         path=path,
     )
+    if metrics is not None:
+        app.router.add_get(METRICS_PATH, _metrics_route(metrics))
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
@@ -93,6 +103,14 @@ async def run_whatsapp(
     finally:
         await runner.cleanup()
         await graph.close()
+
+
+def _metrics_route(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def show(request: web.Request) -> web.Response:
+        """The service's counters and reply latencies as JSON."""
+        return web.json_response(metrics.snapshot().to_json())
+
+    return show
 
 
 def _setting(settings: Settings, name: str) -> str:

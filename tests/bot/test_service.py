@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
 import shutil
 import zipfile
 from collections import Counter
@@ -626,4 +627,74 @@ async def test_job_progress_reaches_the_chat_that_asked_or_every_admin(tmp_path:
     assert telegram.texts("100") == ["Maya: step 10/100"]
     assert telegram.texts("1") == ["Maya: maya-v2 is now active"]
     assert whatsapp.texts("4915") == ["Maya: maya-v2 is now active"]
+    await service.close()
+
+
+# --- input limits -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_text_over_the_length_limit_is_refused_before_the_persona_sees_it(
+    ready: Settings,
+) -> None:
+    service, outbox = make_service(ready, max_text_chars=4000), FakeOutbox()
+    address = chat_address("telegram", CHAT)
+    turns = len(service.store.history(address, 1000))
+
+    await service.handle(incoming("ha" * 2001), outbox)
+
+    assert outbox.texts() == [
+        "That message is 4,002 characters long; I read at most 4,000 at a time. Could you "
+        "send it in shorter parts?"
+    ]
+    assert len(service.store.history(address, 1000)) == turns  # nothing reached the engine
+    await service.handle(incoming("ha" * 2000), outbox)
+    await service.engine.wait(address)
+    assert service.store.history(address, 1000)[-2].turn.bubbles == ("ha" * 2000,)
+    await service.close()
+
+
+def bomb(path: Path, *, lie_about_size: bool = False) -> Path:
+    """A WhatsApp export zip of ~16 KB whose chat expands to 16 MB (or says it is 4 KB)."""
+    header = b"12/03/2024, 21:00 - Maya: hi\n12/03/2024, 21:01 - Sam: hey\n"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("WhatsApp Chat with Sam.txt", header + b"\0" * 16 * 2**20)
+    if lie_about_size:  # rewrite the declared size in the local and central headers
+        raw = bytearray(path.read_bytes())
+        for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+            at = raw.find(signature)
+            raw[at + offset : at + offset + 4] = (4096).to_bytes(4, "little")
+        path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("lie_about_size", "reason"),
+    [
+        (False, r"entry 'WhatsApp Chat with Sam\.txt' expands \d{4}x; refusing a likely zip bomb"),
+        (True, r"is damaged and cannot be read \(Bad CRC-32 for file 'WhatsApp Chat with Sam"),
+    ],
+    ids=["honest-sizes", "lying-sizes"],
+)
+async def test_a_zip_bomb_is_refused_with_a_clear_reply_and_nothing_is_stored(
+    tmp_path: Path, lie_about_size: bool, reason: str
+) -> None:
+    settings = settings_for(tmp_path / "data")
+    service, outbox = make_service(settings), FakeOutbox()
+    path = bomb(tmp_path / "WhatsApp Chat - Sam.zip", lie_about_size=lie_about_size)
+    assert path.stat().st_size < 64 * 1024 < settings.max_upload_mb * 2**20
+
+    await upload(service, outbox, path)
+
+    [reply] = outbox.texts()
+    assert re.match(f"I couldn't read that as a chat export: {reason}", reply)
+    assert reply.endswith("Nothing was stored.")
+    assert str(tmp_path) not in reply
+    assert outbox.questions() == []
+    assert service.db.execute("SELECT COUNT(*) FROM pending_uploads").fetchone()[0] == 0
+    assert service.db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0] == 0
+    assert service.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    assert [p for p in (settings.data_dir / "uploads").rglob("*") if p.is_file()] == []
+    assert list_personas(settings) == []
     await service.close()
