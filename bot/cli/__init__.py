@@ -4,12 +4,34 @@ One module per area registers its commands on the shared `app`; heavy modules ar
 inside commands, so `wa-persona --help` stays instant.
 """
 
-from bot.cli import chat, data, evaluate, models, openai_jobs, ops, personas, serve, train
+from bot.cli import (
+    chat,
+    data,
+    evaluate,
+    models,
+    openai_jobs,
+    ops,
+    personas,
+    pipeline,
+    serve,
+    train,
+)
 from bot.cli.common import app
 
 __all__ = ["app", "main"]
 
-_COMMAND_MODULES = (chat, data, evaluate, models, openai_jobs, ops, personas, serve, train)
+_COMMAND_MODULES = (
+    chat,
+    data,
+    evaluate,
+    models,
+    openai_jobs,
+    ops,
+    personas,
+    pipeline,
+    serve,
+    train,
+)
 
 
 def main() -> None:
