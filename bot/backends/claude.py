@@ -216,7 +216,9 @@ class ClaudeBackend:
         merged = merged_turns(recent, self._scrubbed)
         # Claude's text is always scrubbed (here, or by the caller when there is no scrubber).
         require_answerable(merged, scrubbing=True)
-        opened_by_user(merged, persona_opened=len(recent) == len(history))
+        opened_by_user(
+            merged, persona_opened=len(recent) == len(history) and recent[0].role == "assistant"
+        )
         return [
             {"role": "user" if role == "user" else "assistant", "content": _joined(bubbles)}
             for role, bubbles in merged

@@ -175,6 +175,14 @@ async def test_when_drop_mode_drops_the_message_to_answer_nothing_is_sent(
     assert fake.requests == []
 
 
+async def test_a_user_opening_dropped_by_the_scrubber_is_not_taken_for_a_persona_opening(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic
+) -> None:
+    claude = backend(client, scrubber=Scrubber("drop", region="GB"))
+    await claude.reply(prompt(("them", "call 07700 900123"), ("maya", "ok"), ("them", "pizza?")))
+    assert fake.requests[0].body["messages"] == [{"role": "user", "content": "pizza?"}]
+
+
 async def test_answer_is_split_into_bubbles_at_blank_lines(
     fake: FakeAnthropic, client: anthropic.AsyncAnthropic
 ) -> None:
