@@ -3,8 +3,8 @@
 Start: check that at least one messenger is fully configured (before anything is opened),
 open the database, build the job runner, the retrain scheduler and the `PersonaService`,
 start Telegram (polling, or its webhook) and the WhatsApp webhook server (with `/healthz`
-and `/metrics`), and write the heartbeat `bot.doctor` reads (`service.heartbeat` in the
-data dir, every 30 s).
+and `/metrics`), tell the chats whose jobs the last run left unfinished, and write the
+heartbeat `bot.doctor` reads (`service.heartbeat` in the data dir, every 30 s).
 
 Stop (SIGTERM, SIGINT or the `stop` event): Telegram stops fetching updates; handlers and
 replies already under way get `drain_s` to finish, then are cancelled; the scheduler stops
@@ -208,6 +208,7 @@ async def serve(
         stop_receiving = await _start_transports(
             stack, transports, settings, db, seen, service, inflight
         )
+        await jobs.announce_interrupted()  # the chats can hear of it now the messengers are up
         keep_alive = asyncio.create_task(_keep_alive(settings, seen, heartbeat_s))
         logger.info(
             "serving %s from %s; %d personas",

@@ -9,7 +9,9 @@ the training steps or minute, at each held-out evaluation, and at the end.
 
 Jobs live in the `jobs` table. A job left queued or running by a process that stopped
 (a crash, a kill) is marked `interrupted` when the next runner starts, and a model version
-it left `training` is marked `failed`, so a restart never leaves a ghost job. A worker that
+it left `training` is marked `failed`, so a restart never leaves a ghost job; once the
+messengers are up, `announce_interrupted` tells the chat that asked (every job records when
+its end was announced, so each is told once). A worker that
 dies (killed, segfault, an exception) fails its job with the reason; the bot carries on.
 """
 
@@ -78,6 +80,10 @@ MIGRATIONS = [
     );
     CREATE INDEX jobs_by_persona ON jobs (slug, id);
     CREATE INDEX jobs_by_status ON jobs (status);
+    """,
+    """
+    ALTER TABLE jobs ADD COLUMN announced_at TEXT;
+    UPDATE jobs SET announced_at = finished_at WHERE finished_at IS NOT NULL;
     """,
 ]
 
@@ -337,6 +343,32 @@ class JobRunner:
             await live.done.wait()
         return self.get(job_id)
 
+    async def announce_interrupted(self) -> int:
+        """Tell whoever asked for each job an earlier run of the bot left unfinished.
+
+        Those jobs were marked `interrupted` when this runner started, before any messenger
+        could carry the news; call this once the transports are up. Each job is announced
+        once, also across restarts. Returns how many were announced.
+        """
+        rows = self.db.execute(
+            f"{_SELECT} WHERE status = 'interrupted' AND announced_at IS NULL ORDER BY id"
+        ).fetchall()
+        for row in rows:
+            job = _from_row(row)
+            again = f"/retrain {job.persona}"
+            if job.kind == "evaluate":
+                again = f"/evaluate {job.request.get('version') or ''}".rstrip()
+            text = (
+                f"{job.persona}: {_TITLE[job.kind]} (job {job.id}) interrupted: "
+                f"{job.error or _GHOST}; send {again} to run it again"
+            )
+            try:
+                await self._notify(JobUpdate(job, text, final=True))
+            except BotError as exc:
+                logger.warning("job %d: could not announce it (%s)", job.id, exc)
+            self._set(job.id, announced_at=_now())
+        return len(rows)
+
     async def aclose(self) -> None:
         """Stop: queued jobs and running workers are ended, their jobs marked interrupted."""
         self._closing = True
@@ -586,6 +618,7 @@ class JobRunner:
             self._fail_version(version, error or status)
         logger.info("job %d: %s", live.job_id, status)
         await self._send(live, _final_text(live, status, result, error), final=True)
+        self._set(live.job_id, announced_at=_now())
 
     async def _send(self, live: _Live, text: str, *, final: bool = False) -> None:
         """Pass one update to `notify`; a messenger that cannot deliver it stops nothing."""

@@ -228,6 +228,39 @@ async def test_a_restart_marks_jobs_left_running_interrupted_and_their_versions_
         db.close()
 
 
+async def test_a_job_left_unfinished_is_announced_once_after_the_restart(
+    settings: Settings,
+) -> None:
+    async with open_runner(settings, worker=registers_and_sleeps) as (runner, _):
+        shut = await runner.retrain("Maya", notify_chat="telegram:1")
+        await until(lambda: runner.get(shut.id).status == "running")
+    # A clean shutdown ended that one and told its chat then: it is not announced again.
+    async with open_runner(settings, worker=registers_and_sleeps) as (before, _):
+        left = await before.retrain("Maya", notify_chat="telegram:7")
+        await until(lambda: before.get(left.id).status == "running")
+
+        db = connect(settings.database_path())  # the bot restarts, the job unfinished
+        told: list[JobUpdate] = []
+
+        async def notify(update: JobUpdate) -> None:
+            told.append(update)
+
+        after = JobRunner(settings, db, notify=notify)
+        assert told == []  # no messenger is up yet while the runner starts
+        assert await after.announce_interrupted() == 1
+        assert await after.announce_interrupted() == 0  # once, not at every call
+        await after.aclose()
+        db.close()
+
+    ((update,),) = [told]
+    assert update.final and update.job.id == left.id != shut.id
+    assert update.job.notify_chat == "telegram:7"
+    assert update.text == (
+        f"Maya: retraining (job {left.id}) interrupted: the bot stopped before the job "
+        "finished; send /retrain Maya to run it again"
+    )
+
+
 async def test_shutdown_ends_running_workers_and_queued_jobs_as_interrupted(
     settings: Settings,
 ) -> None:

@@ -226,7 +226,9 @@ async def test_a_retrain_killed_with_the_bot_is_marked_interrupted_and_a_new_one
                 settings, "SELECT status, error, finished_at FROM jobs"
             )
             fake.push_update(message=text_message(text="/status", chat_id=CHAT, user_id=ADMIN))
-            status_text = (await until(lambda: texts_to(fake, CHAT, since=sent)))[0]
+            status_text = (
+                await until(lambda: [t for t in texts_to(fake, CHAT, since=sent) if "Running" in t])
+            )[0]
             fake.push_update(message=text_message(text="/retrain", chat_id=CHAT, user_id=ADMIN))
             await until(
                 lambda: [t for t in texts_to(fake, CHAT, since=sent) if "is now active" in t]
@@ -236,6 +238,10 @@ async def test_a_retrain_killed_with_the_bot_is_marked_interrupted_and_a_new_one
     assert finished is not None
     assert "Running: nothing" in status_text and "job 1 retrain Maya interrupted" in status_text
     said = texts_to(fake, CHAT, since=sent)
+    assert said[0] == (  # told as soon as the bot was back, before anyone asked
+        "Maya: retraining (job 1) interrupted: the bot stopped before the job finished; "
+        "send /retrain Maya to run it again"
+    )
     assert "Retraining Maya (job 2). I'll report progress here." in said
     assert said[-1] == "Maya: maya-v1 is now active; style score maya-v1 0.500"
     assert rows(settings, "SELECT id, status FROM jobs ORDER BY id") == [
