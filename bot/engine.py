@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from style.profile import Profile
 
 __all__ = [
+    "AT_ONCE_S",
     "HISTORY_CHARS",
     "HISTORY_TURNS",
     "Delivery",
@@ -47,6 +48,10 @@ HISTORY_TURNS = 24
 """Most turns of the conversation a prompt carries (the training samples hold ~20)."""
 HISTORY_CHARS = 6000
 """Most characters of conversation a prompt carries; older turns give way first."""
+AT_ONCE_S = 0.1
+"""A bubble its plan sends sooner than this (idle wait plus typing) goes out without
+"typing…": under 0.1 s reads as instant (Nielsen's response-time limit), so the indicator
+would go unseen, and on Telegram it costs a request against the bot's 30 a second."""
 _BUBBLE_SEPARATOR = "\n\n"
 
 
@@ -107,7 +112,8 @@ class PersonaEngine:
         clock: the persona's local wall-clock time (naive, like the exports' timestamps).
         rng: every random draw (bubble caps, typing plans); seed it in tests.
         sleep: how `handle` waits while "typing"; inject a fake one in tests.
-        simulate_typing: False sends the bubbles at once (plans are still drawn).
+        simulate_typing: False sends the bubbles at once (plans are still drawn). True
+            plays the plan; a bubble due in under `AT_ONCE_S` gets no "typing…".
         history_turns: most turns a prompt carries.
         history_chars: most characters a prompt carries (the last user turn always goes).
     """
@@ -236,7 +242,10 @@ class PersonaEngine:
                 sent.append(bubble)
 
             if self.simulate_typing:
-                await perform(planned.plan, send=send, typing=deliver.typing, sleep=self._sleep)
+                for step in planned.plan.steps:
+                    due_s = step.wait_s + step.typing_s
+                    shown = deliver.typing if due_s >= AT_ONCE_S else None
+                    await perform(TypingPlan((step,)), send=send, typing=shown, sleep=self._sleep)
             else:
                 for bubble in planned.reply.bubbles:
                     await send(bubble)

@@ -75,9 +75,9 @@ class Store:
     One instance (one connection) belongs to one thread; the engine uses it from its event
     loop only. Every write is one short transaction.
 
-    The connection is switched to `synchronous = NORMAL`: in WAL mode a commit then skips
-    its fsync (the WAL is synced at checkpoints), which took ~90% of the engine's own time
-    per reply and put its p99 at 10-16 ms (docs/benchmarks.md, "Persona engine"). The
+    `training.db.connect` opens it with `synchronous = NORMAL`: in WAL mode a commit then
+    skips its fsync (the WAL is synced at checkpoints), which took ~90% of the engine's own
+    time per reply and put its p99 at 10-16 ms (docs/benchmarks.md, "Persona engine"). The
     database stays consistent; an OS crash or power loss may drop the last few turns, an
     application crash drops nothing.
     """

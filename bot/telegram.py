@@ -47,6 +47,8 @@ __all__ = [
     "ALLOWED_UPDATES",
     "CLOUD_DOWNLOAD_LIMIT",
     "COMMANDS",
+    "CONNECTION_POOL_SIZE",
+    "POOL_TIMEOUT_S",
     "Handle",
     "TelegramOutbox",
     "build_application",
@@ -78,6 +80,11 @@ CLOUD_DOWNLOAD_LIMIT = int(FileSizeLimit.FILESIZE_DOWNLOAD)
 """Largest file the cloud Bot API lets bots download (20 MB); a local server has no limit."""
 FLOOD_RETRIES = 2
 """How often a call answered with 429 is retried after waiting `retry_after`."""
+CONNECTION_POOL_SIZE = 256
+"""HTTP connections to the Bot API for replies (PTB's default, named here)."""
+POOL_TIMEOUT_S = 60.0
+"""How long a request may wait for a free connection. PTB's default (1 s) turned a burst of
+replies into "Pool timeout" errors, i.e. lost replies; a burst now queues instead."""
 TYPING_REFRESH_S = 4.0
 """Telegram shows a chat action for 5 s; it is sent again this often while typing is on."""
 MAX_CALLBACK_BYTES = 64
@@ -269,6 +276,8 @@ def build_application(
     local_mode: bool = False,
     seen: SeenUpdates | None = None,
     typing_refresh_s: float = TYPING_REFRESH_S,
+    connection_pool_size: int = CONNECTION_POOL_SIZE,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
 ) -> Application:
     """Build the PTB application that passes every message and button press to `handle`.
 
@@ -277,6 +286,8 @@ def build_application(
         seen: drops redelivered update ids (webhook retries, a restart before polling
             confirmed its offset).
         typing_refresh_s: how often "typing…" is renewed (shorter in tests).
+        connection_pool_size, pool_timeout_s: connections for calls other than
+            `getUpdates`, and how long a call waits for one before it fails.
     """
     application = (
         ApplicationBuilder()
@@ -285,6 +296,8 @@ def build_application(
         .base_file_url(base_file_url)
         .local_mode(local_mode)
         .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
+        .connection_pool_size(connection_pool_size)
+        .pool_timeout(pool_timeout_s)
         .job_queue(None)  # scheduling is bot/scheduler.py's job
         .build()
     )

@@ -4,7 +4,9 @@ WhatsApp has no free-standing "typing…": the Cloud API shows it when a receive
 marked read with a typing indicator, and hides it when we reply or after 25 seconds. So
 `typing(True)` marks the chat's latest received message read (the blue ticks appear when the
 persona "picks up the phone") and keeps re-marking it every ~20 s while typing stays on;
-`typing(False)` only stops that, because the indicator ends with the reply itself.
+`typing(False)` only stops that, because the indicator ends with the reply itself. A reply
+sent without "typing…" (its plan sends it at once) marks the message read first, plainly: a
+person who answers has read what they answer.
 """
 
 from __future__ import annotations
@@ -47,14 +49,17 @@ class WhatsAppOutbox:
         self._clock = clock
         self._shown_at: dict[str, float] = {}
         self._keepers: dict[str, asyncio.Task[None]] = {}
+        self._marked: set[str] = set()  # received message ids already marked read (or tried)
 
     async def send_text(self, chat_id: str, text: str) -> None:
         """Send one bubble (several messages only when it exceeds 4096 characters)."""
+        await self._mark_read(chat_id)
         await self.graph.send_text(chat_id, text)
         self._shown_at.pop(chat_id, None)
 
     async def send_choices(self, chat_id: str, text: str, choices: list[Choice]) -> None:
         """Ask with buttons, a list, or a numbered text whose number comes back as a choice."""
+        await self._mark_read(chat_id)
         await self.graph.send_choices(chat_id, text, choices)
         self._shown_at.pop(chat_id, None)
 
@@ -87,10 +92,22 @@ class WhatsAppOutbox:
             await asyncio.sleep(self.refresh_s)
             await self._show(chat_id)
 
+    async def _mark_read(self, chat_id: str) -> None:
+        """Mark the chat's latest message read, without "typing…", unless that was done."""
+        message_id = self.latest.get(chat_id)
+        if message_id is None or message_id in self._marked:
+            return
+        self._marked.add(message_id)
+        try:
+            await self.graph.mark_read(message_id, typing=False)
+        except TransportError as exc:
+            logger.warning("could not mark a WhatsApp message read: %s", exc)
+
     async def _show(self, chat_id: str) -> None:
         message_id = self.latest.get(chat_id)
         if message_id is None:
             return
+        self._marked.add(message_id)
         try:
             await self.graph.mark_read(message_id, typing=True)
         except TransportError as exc:
