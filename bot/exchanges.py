@@ -33,7 +33,14 @@ import numpy.typing as npt
 from bot.errors import BotError
 from style.profile import EMOJI_RE
 from style.profile.emoji import normalize as normalize_emoji
-from style.profile.lexicon import WORD_RE, clean, is_stretched, laugh_family, squeezed
+from style.profile.lexicon import (
+    WORD_RE,
+    clean,
+    greeting,
+    is_stretched,
+    laugh_family,
+    squeezed,
+)
 from training.dataset.persona_card import PARTS_OF_DAY
 from training.dataset.samples import BUBBLE_SEPARATOR, CONVERSATION_START, Sample
 
@@ -48,6 +55,7 @@ __all__ = [
     "ExchangeIndexError",
     "ScoredExchange",
     "TurnLike",
+    "only_greeting",
     "part_of_day",
     "reply_key",
     "tokenize",
@@ -73,7 +81,7 @@ TIME_BOOST = 0.1
 """Score multiplier bonus (x1.1) for an exchange from the same part of day as `now`."""
 
 Role = Literal["user", "assistant"]
-Source = Literal["match", "opener", "generic"]
+Source = Literal["match", "opener", "greeting", "generic"]
 
 _PARTS = tuple(name for _, name in PARTS_OF_DAY)
 _PART_OF_HOUR = tuple(
@@ -173,6 +181,26 @@ def _raw_tokens(raw: str) -> tuple[str, ...]:
     return (word,)
 
 
+def only_greeting(bubbles: Sequence[str]) -> bool:
+    """True for a turn that only greets ("heyyy", "hi maya!", "good morning 🌞"): a greeting
+    and at most one more word (a name), nothing else."""
+    text = " ".join(bubbles)
+    found = greeting(text)
+    if found is None or text == CONVERSATION_START:
+        return False
+    return len(WORD_RE.findall(text)) <= len(found.split()) + 1
+
+
+def _greets(exchange: Exchange) -> bool:
+    """Her reply to a bare greeting, or a conversation she opened with one ("hiii", ...)."""
+    if not exchange.context:
+        return False
+    last = exchange.context[-1]
+    if exchange.opener:
+        return greeting(exchange.reply[0]) is not None
+    return last.role == "user" and only_greeting(last.bubbles)
+
+
 def reply_key(bubbles: Sequence[str]) -> str:
     """The id of a reply's wording: same for replies differing only in case and spacing."""
     text = " ".join(" ".join(bubbles).split()).casefold()
@@ -258,6 +286,7 @@ class ExchangeIndex:
             np.int8,
         )
         self._opener = np.fromiter((e.opener for e in self._exchanges), np.bool_)
+        self._greeted: npt.NDArray[np.bool_] | None = None  # built on the first greeting
         self._fallbacks: dict[
             tuple[Source, int | None], tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
         ] = {}
@@ -480,6 +509,12 @@ class ExchangeIndex:
         if not history or history[-1].bubbles == (CONVERSATION_START,):
             found = self._fallback("opener", part, banned, k)
             return found or self._fallback("generic", part, banned, k)
+        if only_greeting(history[-1].bubbles):
+            # "hey" shares a token with many contexts and means none of them: answer as she
+            # answered greetings or opened with one, else as she opens a conversation.
+            found = self._fallback("greeting", part, banned, k)
+            found = found or self._fallback("opener", part, banned, k)
+            return found or self._fallback("generic", part, banned, k)
         candidates, values = self._matches(self._query(history), part, banned)
         if not candidates.size:
             return self._fallback("generic", part, banned, k)
@@ -570,7 +605,7 @@ class ExchangeIndex:
                 self._chars = np.fromiter(
                     (sum(map(len, e.reply)) for e in self._exchanges), np.float64
                 )
-            pool = self._opener if source == "opener" else np.ones(len(self), dtype=np.bool_)
+            pool = self._pool(source)
             count = np.bincount(self._group[pool], minlength=len(self._groups))
             candidates = np.flatnonzero(pool)
             boosts = self._boosts(candidates, part).astype(np.float64)
@@ -582,6 +617,16 @@ class ExchangeIndex:
             best = order[np.sort(first)]  # each reply's first place in the ranking
             self._fallbacks[key] = (candidates[best], values[best])
         return self._fallbacks[key]
+
+    def _pool(self, source: Source) -> npt.NDArray[np.bool_]:
+        """The exchanges a fallback ranks: openers, greetings (`_greets`), or all."""
+        if source == "opener":
+            return self._opener
+        if source == "greeting":
+            if self._greeted is None:
+                self._greeted = np.fromiter(map(_greets, self._exchanges), np.bool_)
+            return self._greeted
+        return np.ones(len(self), dtype=np.bool_)
 
     def _top(
         self, candidates: npt.NDArray[np.int64], values: npt.NDArray[np.floating[Any]], k: int

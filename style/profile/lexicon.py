@@ -207,7 +207,8 @@ def _word_set(words: str) -> frozenset[str]:
 
 
 GREETINGS = _word_set(
-    """hi hey hello hiya heya hai yo sup hellooo morning evening howdy guys everyone all hola
+    """hi hii hey heyy hello helloo hiya heya hai yo sup hellooo morning evening howdy guys
+    everyone all hola
     buenas buenos holi oi olá ola eae eai hallo moin servus salut coucou bonjour bonsoir
     ciao salve buongiorno buonasera hoi goedemorgen привет здравствуйте приветик"""
 )

@@ -224,6 +224,54 @@ def test_without_openers_a_new_conversation_gets_generic_replies():
     assert [(item.exchange.reply, item.source) for item in found] == [(("yes",), "generic")]
 
 
+GREETED = [
+    exchange(1, [("them", "hey did you see the match")], "the match was unreal"),
+    exchange(2, [("them", "heyyy")], "heyy u", "whats up"),
+    exchange(3, [("them", "hi maya!")], "hiii"),
+    exchange(4, [("them", CONVERSATION_START)], "ok so", "guess what"),
+    exchange(5, [("them", CONVERSATION_START)], "hello hello", "hows ur mum"),
+]
+
+
+def test_a_bare_greeting_gets_her_replies_to_greetings_not_a_context_that_says_hey():
+    found = ExchangeIndex.build(GREETED).search(said("hey"), k=3)
+    # equally frequent, so the shortest first
+    assert replies(found) == [("hiii",), ("heyy u", "whats up"), ("hello hello", "hows ur mum")]
+    assert {item.source for item in found} == {"greeting"}  # not "the match was unreal"
+    more = ExchangeIndex.build(GREETED).search(said("hey did u see the match"), k=1)
+    assert replies(more) == [("the match was unreal",)]  # more than a greeting: BM25
+
+
+def test_without_replies_to_greetings_a_greeting_gets_openers_that_greet_first():
+    index = ExchangeIndex.build([GREETED[0], *GREETED[3:]])
+    assert replies(index.search(said("good morning 🌞"), k=1)) == [("hello hello", "hows ur mum")]
+    openers = ExchangeIndex.build([GREETED[0], GREETED[3]])
+    found = openers.search(said("hii"), k=1)
+    assert [(item.exchange.reply, item.source) for item in found] == [
+        (("ok so", "guess what"), "opener")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "only"),
+    [
+        ("hey", True),
+        ("heyyy", True),
+        ("hii", True),
+        ("hi maya!", True),
+        ("good morning 🌞", True),
+        ("what's up", True),
+        ("hola", True),
+        ("hey how are u", False),
+        ("ok", False),
+        ("speak soon", False),
+        (CONVERSATION_START, False),
+    ],
+)
+def test_only_greeting(text: str, only: bool) -> None:
+    assert bot.exchanges.only_greeting((text,)) is only
+
+
 def test_an_empty_index_finds_nothing():
     assert ExchangeIndex.build([]).search(said("hi"), k=3) == []
 
