@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from bot.errors import BotError
 from bot.metrics import Metrics
 from bot.seen import SeenUpdates
+from bot.whatsapp.choices import NumberedChoices
 from bot.whatsapp.graph import GraphClient
 from bot.whatsapp.webhook import WEBHOOK, WEBHOOK_PATH, Handler, WhatsAppWebhook, whatsapp_app
 
@@ -82,6 +83,7 @@ async def run_whatsapp(
         phone_number_id=values["whatsapp_phone_number_id"],
         base_url=settings.whatsapp_graph_url,
         api_version=settings.whatsapp_api_version,
+        numbered=NumberedChoices(db),
     )
     app = whatsapp_app(
         handler,

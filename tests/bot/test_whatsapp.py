@@ -22,6 +22,7 @@ from bot.whatsapp import (
     WEBHOOK,
     GraphClient,
     Handler,
+    NumberedChoices,
     WhatsAppNotConfigured,
     WhatsAppOutbox,
     run_whatsapp,
@@ -511,6 +512,22 @@ async def test_too_many_choices_are_numbered_and_a_number_comes_back_as_the_choi
         "wamid.N1": (None, "chat:2"),
         "wamid.N2": ("2", None),
     }
+
+
+def test_a_numbered_question_survives_a_restart_and_expires_after_a_day(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    choices = [Choice("persona:Maya", "Maya"), Choice("persona:Sam", "Sam")]
+    before = NumberedChoices(connect(tmp_path / "bot.db"), clock=lambda: now[0])
+    before.ask(MAYA, choices)
+    before.ask("491701234567", choices)
+    before.db.close()  # the bot restarts between the question and the answer
+
+    after = NumberedChoices(connect(tmp_path / "bot.db"), clock=lambda: now[0] + 60)
+    assert after.answer(MAYA, "3") is None and len(after) == 2  # not a choice: still pending
+    assert after.answer(MAYA, "2") == "persona:Sam"
+    assert after.answer(MAYA, "2") is None  # settled
+    now[0] += 24 * 3600
+    assert after.answer("491701234567", "1") is None and len(after) == 0  # WhatsApp's window
 
 
 async def test_a_number_from_another_chat_is_just_text(
