@@ -19,7 +19,10 @@ A text that never got a `sendMessage` is a lost reply.
 
     .venv/bin/python benchmarks/bot_load.py [--chats 1000] [--messages 3] [--json OUT]
 
-`--rate N` starts N new chats a second instead of all at once; `--no-flood-limit` turns off
+By default 1,000 chats open within 30 s (`--rate 33` new chats a second) and each writes
+again 20 s after its reply (`--think-s 20`): all of them in conversation together, at a
+person's pace, offering more than Telegram's 30 messages a second. `--rate 0` starts every
+chat in the same instant (the stress case); `--no-flood-limit` turns off
 PTB's 30 requests/s throttle (keeping its 429 retries) to see the bot's own capacity;
 `--cprofile` prints where the time went. Results: docs/benchmarks.md ("Bot under load").
 
@@ -344,9 +347,9 @@ def main() -> int:
     parser.add_argument("--chats", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=3, help="texts per chat")
     parser.add_argument(
-        "--rate", type=float, default=0.0, help="new chats per second (0: all at once)"
+        "--rate", type=float, default=33.0, help="new chats per second (0: all at once)"
     )
-    parser.add_argument("--think-s", type=float, default=1.0, help="pause before the next text")
+    parser.add_argument("--think-s", type=float, default=20.0, help="pause before the next text")
     parser.add_argument("--goal-ms", type=float, default=50.0, help="the overhead p99 to meet")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="wait per reply")
     parser.add_argument(

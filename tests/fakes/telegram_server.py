@@ -292,7 +292,8 @@ class FakeTelegram(LocalServer):
                     await self._new_update.wait()
             except TimeoutError:
                 return []
-        return list(self._updates)
+        limit = min(max(int(params.get("limit") or 100), 1), 100)  # the Bot API's 1-100
+        return self._updates[:limit]
 
     async def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         text = params.get("text", "")
