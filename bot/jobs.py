@@ -11,8 +11,8 @@ Jobs live in the `jobs` table. A job left queued or running by a process that st
 (a crash, a kill) is marked `interrupted` when the next runner starts, and a model version
 it left `training` is marked `failed`, so a restart never leaves a ghost job; once the
 messengers are up, `announce_interrupted` tells the chat that asked (every job records when
-its end was announced, so each is told once). A worker that
-dies (killed, segfault, an exception) fails its job with the reason; the bot carries on.
+its end was announced, so each is told once). A worker that dies (killed, segfault, an
+exception) fails its job with the reason; the bot carries on.
 """
 
 from __future__ import annotations
