@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CARD_FILE",
+    "CLAUDE_CARD_FILE",
     "DATASET_DIR",
     "INDEX_FILE",
     "INFO_FILE",
@@ -82,6 +83,8 @@ PROFILE_FILE = "profile.json"
 REPORT_FILE = "report.html"
 CARD_FILE = "card.txt"
 DATASET_DIR = "dataset"
+CLAUDE_CARD_FILE = "claude_card.txt"
+"""Claude's own style card (`wa-persona analyze --save`); kept when the assets are rebuilt."""
 INDEX_FILE = "exchanges.npz"
 
 PREPARE_STEPS = ("read", "scrub", "profile", "dataset", "index", "save")
@@ -305,6 +308,7 @@ def _prepare(
             from style.report import write_report
 
             write_report(_read_profile(building), building)
+        _keep_written_by_hand(target, building)
         _swap(building, target)
     except (StyleError, TrainingError, BotError, OSError, ValueError) as exc:
         shutil.rmtree(building, ignore_errors=True)
@@ -578,6 +582,13 @@ def _hash_sources(paths: Sequence[Path]) -> tuple[SourceFile, ...]:
 
 
 # --- files --------------------------------------------------------------------------------
+
+
+def _keep_written_by_hand(target: Path, building: Path) -> None:
+    """Carry Claude's card (not derived from the exports, and paid for) into the new build."""
+    card = target / CLAUDE_CARD_FILE
+    if card.is_file():
+        shutil.copy2(card, building / CLAUDE_CARD_FILE)
 
 
 def _swap(built: Path, target: Path) -> None:

@@ -40,6 +40,7 @@ from bot.engine import PersonaEngine, PersonaRuntime
 from bot.errors import BackendError, BotError, DownloadError, TransportError
 from bot.metrics import Metrics
 from bot.personas import (
+    CLAUDE_CARD_FILE,
     INFO_FILE,
     PersonaDeletion,
     PersonaError,
@@ -352,7 +353,7 @@ class PersonaService:
         """Load the persona again when another version became active or her assets changed.
 
         Both can happen in another process (a retrain job rebuilds and activates), so this
-        looks at the registry and `persona.json` on every message.
+        looks at the registry, `persona.json` and Claude's card on every message.
         """
         loaded = self._loaded.get(persona)
         if loaded is None:
@@ -602,16 +603,21 @@ class _Loaded:
 
     version: str | None
     """The active model version then."""
-    stamp: int | None
-    """`persona.json`'s modification time then (changed by a rebuild or a new strength)."""
+    stamp: tuple[int | None, ...]
+    """`persona.json`'s and Claude's card's modification times then (a rebuild, a new
+    strength, `wa-persona analyze --save`)."""
     chain: FallbackChain
     folder: Path
 
 
-def _stamp(folder: Path) -> int | None:
-    """When the persona's assets last changed; None when they are gone."""
+def _stamp(folder: Path) -> tuple[int | None, ...]:
+    """When the persona's assets and Claude's card last changed (None: not there)."""
+    return tuple(_mtime(folder / name) for name in (INFO_FILE, CLAUDE_CARD_FILE))
+
+
+def _mtime(path: Path) -> int | None:
     try:
-        return (folder / INFO_FILE).stat().st_mtime_ns
+        return path.stat().st_mtime_ns
     except OSError:
         return None
 

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         default=None, description="Anthropic API base URL; unset, api.anthropic.com."
     )
     claude_model: str = Field(
-        default="claude-sonnet-4-5", description="Model id for the Claude few-shot backend."
+        default="claude-sonnet-5-5", description="Model id for the Claude few-shot backend."
     )
     claude_examples: int = Field(
         default=8, ge=0, le=50, description="Real exchanges shown to Claude per reply."

@@ -57,11 +57,12 @@ __all__ = [
     "RETRIES",
     "ClaudeBackend",
     "ExchangeSearch",
+    "StyleCard",
     "TokenUsage",
-    "analyze_style",
     "claude_from_settings",
     "example_count",
     "mapped_error",
+    "write_style_card",
 ]
 
 logger = logging.getLogger(__name__)
@@ -375,14 +376,23 @@ ANALYZE_SYSTEM = (
 )
 
 
-async def analyze_style(
+@dataclass(frozen=True, slots=True)
+class StyleCard:
+    """A style card Claude wrote, the model that wrote it and the tokens it cost."""
+
+    text: str
+    model: str
+    usage: TokenUsage
+
+
+async def write_style_card(
     client: anthropic.AsyncAnthropic,
     model: str,
     samples: Sequence[str],
     card: str,
     *,
     max_tokens: int = 2 * MAX_TOKENS,
-) -> str:
+) -> StyleCard:
     """A richer style card, written by Claude from a sample of the persona's messages.
 
     `samples` must already be scrubbed and remote backends allowed: this sends them.
@@ -412,4 +422,4 @@ async def analyze_style(
     text = "".join(block.text for block in answer.content if block.type == "text").strip()
     if not text:
         raise BackendUnavailable(f"Claude returned no style card (stop {answer.stop_reason})")
-    return text
+    return StyleCard(text=text, model=answer.model, usage=_usage(answer.usage))

@@ -56,7 +56,11 @@ def _retrieval(persona: PersonaAssets, settings: Settings, registry: Registry) -
 
 
 def _claude(persona: PersonaAssets, settings: Settings, registry: Registry) -> Backend | None:
-    """Claude shown the persona card and her matching real exchanges (remote, needs a key)."""
+    """Claude shown the persona card and her matching real exchanges (remote, needs a key).
+
+    The card is Claude's own (`wa-persona analyze --save`) when there is one: no model was
+    trained on the dataset's card here, so the richer description serves better.
+    """
     # Checked here too, so a chain without Claude never imports its SDK (about 2 s).
     if not settings.allow_remote_backends:
         logger.info(
@@ -68,8 +72,10 @@ def _claude(persona: PersonaAssets, settings: Settings, registry: Registry) -> B
         logger.info("claude: no API key (set WA_PERSONA_ANTHROPIC_API_KEY)")
         return None
     from bot.backends.claude import claude_from_settings
+    from bot.style_analysis import claude_card
 
-    return claude_from_settings(settings, persona.card, persona.index, profile=persona.profile)
+    card = claude_card(persona) or persona.card
+    return claude_from_settings(settings, card, persona.index, profile=persona.profile)
 
 
 def _local(persona: PersonaAssets, settings: Settings, registry: Registry) -> Backend | None:

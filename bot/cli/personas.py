@@ -1,11 +1,14 @@
-"""Persona commands: prepare a persona from exports, list the prepared ones, delete one."""
+"""Persona commands: prepare a persona from exports, list the prepared ones, delete one,
+and `wa-persona analyze` (Claude's style card for a prepared persona)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -123,6 +126,61 @@ def remove(
     )
     for path in deleted.kept_paths:
         typer.echo(f"Kept (not under the data dir, delete it yourself): {path}")
+
+
+@app.command("analyze")
+def analyze(
+    persona: Annotated[str, typer.Argument(help="The prepared persona to describe.")],
+    samples: Annotated[
+        int, typer.Option(min=1, help="How many of her training messages to send (scrubbed).")
+    ] = 150,
+    seed: Annotated[int, typer.Option(help="Which messages are drawn (same seed, same ones).")] = 0,
+    save: Annotated[
+        bool,
+        typer.Option("--save", help="Keep the card; the Claude backend then answers with it."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Have Claude write a richer style card from a scrubbed sample of PERSONA's messages.
+
+    Sends SAMPLES of her training messages (never the held-out ones), scrubbed, to
+    Anthropic; needs WA_PERSONA_ALLOW_REMOTE_BACKENDS=true and WA_PERSONA_ANTHROPIC_API_KEY.
+    """
+    from bot.style_analysis import analyze_persona, save_card
+
+    settings = Settings()
+    try:
+        analysis = asyncio.run(analyze_persona(settings, persona, samples=samples, seed=seed))
+        saved = save_card(settings, analysis.persona, analysis.card) if save else None
+    except BotError as exc:
+        raise fail(exc) from exc
+    usage = analysis.usage
+    if as_json:
+        record = {
+            "persona": analysis.persona,
+            "card": analysis.card,
+            "messages": analysis.messages,
+            "model": analysis.model,
+            "usage": asdict(usage),
+            "saved": None if saved is None else str(saved),
+        }
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    Console().print(Text(analysis.card), soft_wrap=True)
+    err.print(
+        Text(
+            f"{analysis.model} read {analysis.messages} of {analysis.persona}'s training "
+            f"messages (scrubbed); tokens in {usage.input}, out {usage.output}."
+        ),
+        soft_wrap=True,
+    )
+    if saved is None:
+        err.print("Not saved; add --save to let the Claude backend use it.", highlight=False)
+    else:
+        err.print(
+            Text(f"Saved to {saved}; the Claude backend answers as {analysis.persona} with it."),
+            soft_wrap=True,
+        )
 
 
 def prepare_with_progress(

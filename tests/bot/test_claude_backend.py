@@ -14,9 +14,9 @@ import pytest
 from bot.backends.base import ChatTurn, Prompt
 from bot.backends.claude import (
     ClaudeBackend,
-    analyze_style,
     claude_from_settings,
     example_count,
+    write_style_card,
 )
 from bot.backends.fallback import FallbackChain
 from bot.errors import BackendError, BackendUnavailable
@@ -351,11 +351,11 @@ async def test_factory_builds_a_backend_that_talks_to_the_configured_server(
     assert "900123" not in fake.requests[0].sent_text
 
 
-async def test_analyze_style_sends_the_samples_and_returns_the_card(
+async def test_write_style_card_sends_the_samples_and_returns_the_card(
     fake: FakeAnthropic, client: anthropic.AsyncAnthropic
 ) -> None:
     fake.reply_with("You write in lowercase and laugh with 'hahah'.")
-    card = await analyze_style(client, MODEL, ["hahah yes", "omw!!"], CARD)
+    card = (await write_style_card(client, MODEL, ["hahah yes", "omw!!"], CARD)).text
     assert card == "You write in lowercase and laugh with 'hahah'."
     [request] = fake.requests
     content = request.body["messages"][0]["content"]
@@ -364,9 +364,9 @@ async def test_analyze_style_sends_the_samples_and_returns_the_card(
     assert "never content" in request.system_text
 
 
-async def test_analyze_style_maps_overload_to_unavailable(
+async def test_write_style_card_maps_overload_to_unavailable(
     fake: FakeAnthropic, client: anthropic.AsyncAnthropic
 ) -> None:
     fake.fail_with(529, "overloaded_error")
     with pytest.raises(BackendUnavailable):
-        await analyze_style(client, MODEL, ["hi"], CARD)
+        await write_style_card(client, MODEL, ["hi"], CARD)
