@@ -914,6 +914,7 @@ def _card_tokens(card: Path) -> TokenCounts | None:
             eval=SplitTokens(**section["eval"]),
             counter=str(section["counter"]),
             tokens_per_message=int(section["tokens_per_message"]),
+            tokens_per_sample=int(section.get("tokens_per_sample", 0)),  # older cards lack it
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,9 @@ from style.parse import load_chats
 from style.profile import Profile, UnknownPersonaError, build_profile
 from style.sample import sample_paths
 from style.scrub import Scrubber
+from tests.training.test_dataset_tokens import TEMPLATED_TOKENIZERS, rendered_length
 from training.dataset.build import DatasetBuild, build_dataset, build_from_exports
+from training.dataset.card import write_card
 from training.dataset.config import DatasetConfig
 from training.dataset.filters import FILTERS
 from training.dataset.formats import write_dataset
@@ -50,6 +54,7 @@ class CharCounter:
     name = "chars"
     exact = True
     per_message = 0
+    per_sample = 0
 
     def count(self, texts):
         return [len(text) for text in texts]
@@ -648,7 +653,7 @@ def assert_windows_are_sound(result: DatasetBuild, counter: TokenCounter) -> Non
         roles = [t.role for t in sample.turns]
         assert roles and roles == ["user", "assistant"] * (len(roles) // 2)
         assert sample.turns[-1].train
-        room = max_tokens - tokens[sample.system] - per_message
+        room = max_tokens - tokens[sample.system] - per_message - counter.per_sample
         sizes = [tokens[t.content] + per_message for t in sample.turns]
         assert sum(sizes) <= room
         first = int(sample.meta["turn"]) - len(sample.turns) + 1
@@ -714,3 +719,50 @@ def test_sample_chunks_at_a_small_budget_are_written(sample_chats, maya_profile,
     files = write_dataset(result, tmp_path, formats=("hf",))
     lines = files["hf_train"].read_text("utf-8").splitlines()
     assert len(lines) == len(result.train) > len(result.eval) > 0
+
+
+# --- the budget against the real chat template -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def first_quarter(sample_chats) -> list[Chat]:
+    """The sample's first three months: about 300 samples at 256 tokens."""
+    cutoff = datetime(2024, 4, 1)
+    return [replace(c, messages=[m for m in c.messages if m.ts < cutoff]) for c in sample_chats]
+
+
+def written_messages(path: Path) -> list[list[dict[str, str]]]:
+    return [json.loads(line)["messages"] for line in path.read_text("utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("template", TEMPLATED_TOKENIZERS)
+def test_every_written_sample_renders_within_max_tokens(first_quarter, template, tmp_path):
+    """Llama 3.1's BOS and system date header (43 tokens here) are counted once per sample,
+    ChatML's costlier system role too; the card's sizes are the rendered ones."""
+    TEMPLATED_TOKENIZERS[template]().save_pretrained(tmp_path / "tokenizer")
+    counter = load_token_counter(tmp_path / "tokenizer")
+    tokenizer = counter.tokenizer
+    config = DatasetConfig(
+        max_tokens=256, card_template="You are {name}, texting friends.", augment_contexts=(1,)
+    )
+    result = build_dataset(first_quarter, "Maya", config, token_counter=counter)
+    out = tmp_path / "dataset"
+    files = write_dataset(result, out, formats=("hf",), token_counter=counter)
+    card = json.loads(write_card(result, out, files, token_counter=counter).read_text("utf-8"))
+    # a user/assistant pair of odd cost makes per_message round up: one token too many per
+    # pair after the first; both templates here have even pairs, so every count is exact
+    pair = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    pair_cost = rendered_length(tokenizer, pair * 2) - rendered_length(tokenizer, pair) - 2
+    slack = 2 * counter.per_message - pair_cost
+    assert card["tokens"]["tokens_per_sample"] == counter.per_sample
+    for split in ("train", "eval"):
+        chats = written_messages(files[f"hf_{split}"])
+        lengths = [rendered_length(tokenizer, messages) for messages in chats]
+        assert len(lengths) > 20
+        assert max(lengths) <= 256
+        counted = card["tokens"][split]
+        rounding = slack * sum((len(messages) - 3) // 2 for messages in chats)
+        assert 0 <= counted["total"] - sum(lengths) <= rounding
+        assert card["stats"][split]["tokens"]["total"] == counted["total"]
+        if slack == 0:
+            assert counted["max_example"] == max(lengths)

@@ -166,6 +166,21 @@ def test_card_counts_tokens_with_the_given_counter(build: Build) -> None:
     assert tokens["train"]["assistant"] == 11 * (len("yes\n\nomg") + len("marzipanvault lol"))
 
 
+def test_card_records_the_template_tokens_per_message_and_per_sample(build: Build) -> None:
+    class Counter:
+        name = "words"
+        per_message = 5
+        per_sample = 21  # a BOS and a system header
+
+        def count(self, texts):
+            return [len(text.split()) for text in texts]
+
+    tokens = make_card(build, {}, token_counter=Counter())["tokens"]
+    assert (tokens["tokens_per_message"], tokens["tokens_per_sample"]) == (5, 21)
+    words = len(SYSTEM.split()) + 3 + 2 + 2 + 2  # the four turns
+    assert tokens["train"]["max_example"] == words + 5 * 5 + 21
+
+
 def test_card_of_loose_samples_counts_tokens_roughly(build: Build) -> None:
     tokens = make_card(build.train, {})["tokens"]
     assert tokens["counter"] == "estimate (utf-8 bytes / 3.2)"

@@ -10,6 +10,8 @@ from rich.console import Console
 
 from training.dataset.estimate import (
     OPENAI_WIND_DOWN_NOTE,
+    TEMPLATE_TOKENS_PER_MESSAGE,
+    TEMPLATE_TOKENS_PER_SAMPLE,
     Target,
     count_tokens,
     default_targets,
@@ -20,9 +22,12 @@ from training.dataset.estimate import (
 from training.dataset.samples import Sample, Turn
 from training.errors import DatasetError
 
-# With token_counter=len every character is a token; one template token per message.
+# With token_counter=len every character is a token; with ONE_EACH one template token per
+# message and one per sample (its BOS).
+ONE_EACH = {"tokens_per_message": 1, "tokens_per_sample": 1}
 TRAIN = [
     Sample(  # system 4 + "hi" 2 + "yo" 2 + "ok" 2 + "sure"+"\n\n"+"!" 7 = 17 text, 5 messages
+        # + 1 BOS: 23 tokens
         system="abcd",
         turns=(
             Turn("user", ("hi",)),
@@ -34,7 +39,7 @@ TRAIN = [
         chat="x",
         split="train",
     ),
-    Sample(  # system 4 + "hey" 3 + "hello" 5 = 12 text, 3 messages
+    Sample(  # system 4 + "hey" 3 + "hello" 5 = 12 text, 3 messages + 1 BOS: 16 tokens
         system="abcd",
         turns=(Turn("user", ("hey",)), Turn("assistant", ("hello",))),
         conversation="c2",
@@ -43,7 +48,7 @@ TRAIN = [
     ),
 ]
 EVAL = [
-    Sample(  # "q" 1 + "a" 1 = 2 text, 2 messages (no system prompt)
+    Sample(  # "q" 1 + "a" 1 = 2 text, 2 messages (no system prompt) + 1 BOS: 5 tokens
         system="",
         turns=(Turn("user", ("q",)), Turn("assistant", ("a",))),
         conversation="c3",
@@ -63,43 +68,58 @@ BUILD = Build(TRAIN, EVAL)
 
 
 def test_count_tokens_per_split() -> None:
-    counts = count_tokens(BUILD, token_counter=len, tokens_per_message=1)
+    counts = count_tokens(BUILD, token_counter=len, **ONE_EACH)
     train = counts.train
     assert (train.samples, train.messages) == (2, 8)
-    assert train.total == (17 + 5) + (12 + 3)
+    assert train.total == (17 + 5 + 1) + (12 + 3 + 1)
     assert train.assistant == 2 + 7 + 5
     assert train.trained == 7 + 5  # the context-only "yo" carries no loss
-    assert (train.p50_example, train.p95_example, train.max_example) == (15, 22, 22)
-    assert (counts.eval.total, counts.eval.trained, counts.eval.messages) == (4, 1, 2)
-    assert counts.tokens_per_message == 1
+    assert (train.p50_example, train.p95_example, train.max_example) == (16, 23, 23)
+    assert (counts.eval.total, counts.eval.trained, counts.eval.messages) == (5, 1, 2)
+    assert (counts.tokens_per_message, counts.tokens_per_sample) == (1, 1)
+
+
+def test_tokens_per_sample_are_added_once_to_every_sample() -> None:
+    without = count_tokens(BUILD, token_counter=len, tokens_per_message=1, tokens_per_sample=0)
+    with_header = count_tokens(BUILD, token_counter=len, tokens_per_message=1, tokens_per_sample=20)
+    assert with_header.train.total - without.train.total == 2 * 20
+    assert with_header.eval.total - without.eval.total == 20
+    assert with_header.train.max_example == without.train.max_example + 20
+    assert with_header.train.trained == without.train.trained  # no loss on template tokens
+
+
+def test_a_plain_function_gets_the_builders_default_overheads() -> None:
+    counts = count_tokens(BUILD, token_counter=len)
+    assert counts.tokens_per_message == TEMPLATE_TOKENS_PER_MESSAGE == 4
+    assert counts.tokens_per_sample == TEMPLATE_TOKENS_PER_SAMPLE == 1
+    assert counts.eval.total == 2 + 2 * 4 + 1
 
 
 def test_openai_cost_is_tokens_times_epochs_times_price() -> None:
     target = Target("openai", "openai", usd_per_1m_tokens=2.0)
-    [result] = estimate(BUILD, token_counter=len, targets=[target], epochs=4, tokens_per_message=1)
-    assert result.processed_tokens == 37 * 4
+    [result] = estimate(BUILD, token_counter=len, targets=[target], epochs=4, **ONE_EACH)
+    assert result.processed_tokens == 39 * 4
     assert result.trained_tokens == 12 * 4
-    assert result.cost_usd == pytest.approx(37 * 4 * 2.0 / 1_000_000)
+    assert result.cost_usd == pytest.approx(39 * 4 * 2.0 / 1_000_000)
     assert result.seconds is None
 
 
 def test_local_time_is_epochs_times_tokens_over_throughput() -> None:
     own = Target("cpu", "local", tokens_per_s=10.0)
-    rented = Target("gpu", "local", tokens_per_s=37.0, usd_per_hour=3.6)
-    cpu, gpu = estimate(
-        BUILD, token_counter=len, targets=[own, rented], epochs=3, tokens_per_message=1
-    )
-    assert cpu.seconds == pytest.approx(37 * 3 / 10.0)
+    rented = Target("gpu", "local", tokens_per_s=39.0, usd_per_hour=3.6)
+    cpu, gpu = estimate(BUILD, token_counter=len, targets=[own, rented], epochs=3, **ONE_EACH)
+    assert cpu.seconds == pytest.approx(39 * 3 / 10.0)
     assert cpu.cost_usd is None
     assert gpu.seconds == pytest.approx(3.0)
     assert gpu.cost_usd == pytest.approx(3.0 / 3600 * 3.6)
 
 
 class BatchCounter:
-    """Like training.dataset.tokens' counters: a batch method and its own overhead."""
+    """Like training.dataset.tokens' counters: a batch method and its own overheads."""
 
     name = "two per text"
     per_message = 10
+    per_sample = 3
 
     def count(self, texts: Sequence[str]) -> list[int]:
         return [2] * len(texts)
@@ -108,8 +128,8 @@ class BatchCounter:
 def test_batch_counter_and_its_overhead_are_used() -> None:
     counts = count_tokens(BUILD, token_counter=BatchCounter())
     assert counts.counter == "two per text"
-    assert counts.tokens_per_message == 10
-    assert counts.train.total == 8 * (2 + 10)
+    assert (counts.tokens_per_message, counts.tokens_per_sample) == (10, 3)
+    assert counts.train.total == 8 * (2 + 10) + 2 * 3
 
 
 def test_default_targets_cover_openai_and_three_local_profiles() -> None:
@@ -128,13 +148,13 @@ def test_one_estimate_per_default_target() -> None:
 
 def test_table_shows_every_target_and_warns_about_openai() -> None:
     console = Console(record=True, width=200)
-    console.print(estimate_table(estimate(BUILD, token_counter=len, tokens_per_message=1)))
+    console.print(estimate_table(estimate(BUILD, token_counter=len, **ONE_EACH)))
     text = console.export_text()
     for target in default_targets():
         assert target.name in text
     assert "rough planning figures" in text
     assert "winding down self-serve fine-tuning" in text
-    assert "train 2 samples, 37 tokens" in text
+    assert "train 2 samples, 39 tokens" in text
     assert OPENAI_WIND_DOWN_NOTE.startswith("OpenAI is winding down")
 
 

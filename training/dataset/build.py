@@ -60,7 +60,8 @@ _AUTHOR = attrgetter("author")
 
 @dataclass(slots=True)
 class TokenStats:
-    """Tokens per sample (system prompt, turns and template overhead) in one split."""
+    """Tokens per sample (system prompt, turns, the template's tokens per message and once per
+    sample) in one split."""
 
     total: int = 0
     mean: float | None = None
@@ -389,10 +390,12 @@ class _Candidate:
     start: int
     """First turn of the window (a user turn)."""
     tokens: int
-    """Tokens of the window from `start` to this turn, system prompt included."""
+    """Tokens of the window from `start` to this turn, system prompt and the template's
+    once-per-sample tokens included."""
     system: str
     room: int
-    """Tokens the turns of a sample with this system prompt may take."""
+    """Tokens the turns of a sample with this system prompt may take: `max_tokens - room` is
+    what the sample spends besides its turns (system prompt, `per_sample`)."""
     chat: int
     eval: bool
     exact: tuple[str, str]
@@ -446,8 +449,10 @@ def _candidates(
     with_time = config.time_of_day
     url_only = config.drop_url_only
     max_tokens = config.max_tokens
-    per_message = counter.per_message
-    budget = max_tokens - counter.count([card])[0] - per_message
+    # what a sample's turns may take: the budget less its system prompt (a message) and the
+    # tokens the template adds once per chat
+    overhead = counter.per_message + counter.per_sample
+    budget = max_tokens - counter.count([card])[0] - overhead
     near_users = config.dedupe == "near"
     has_link, is_url_only = filters.has_link, filters.is_url_only
     candidates: list[_Candidate] = []
@@ -474,7 +479,7 @@ def _candidates(
                 line = time_of_day(reply.ts)
                 if line not in systems:  # one string per line, shared by its samples
                     text = f"{card}\n{line}"
-                    systems[line] = (text, max_tokens - counter.count([text])[0] - per_message)
+                    systems[line] = (text, max_tokens - counter.count([text])[0] - overhead)
                 system, room = systems[line]
             # the first user turn s (an even index) with prefix[i + 1] - prefix[s] <= room
             start = bisect.bisect_left(prefix, prefix[i + 1] - room, 0, i)
@@ -641,7 +646,8 @@ def _augment(
         out_windows.append((window, system))
         conversation = conversations[window.conversation]
         prefix = conversation.prefix
-        overhead = window.tokens - (prefix[window.end + 1] - prefix[window.start])  # system
+        # the system prompt and per-sample tokens: what the window spends besides its turns
+        overhead = window.tokens - (prefix[window.end + 1] - prefix[window.start])
         for k in window.trained:
             for keep in context_cuts(k + 1 - window.start, contexts):
                 start = k + 1 - keep

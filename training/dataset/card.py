@@ -86,6 +86,7 @@ def make_card(
         token_section = {
             "counter": tokens.counter,
             "tokens_per_message": tokens.tokens_per_message,
+            "tokens_per_sample": tokens.tokens_per_sample,
             "train": _jsonable(tokens.train),
             "eval": _jsonable(tokens.eval),
         }

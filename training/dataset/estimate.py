@@ -5,7 +5,9 @@ Every figure here is a rough planning number, not a quote:
 - Tokens are counted with the `token_counter` you pass: the model's tokenizer
   (`training.dataset.tokens.load_token_counter`) or `rough_token_count`, the builder's
   tokenizer-free estimate (UTF-8 bytes / 3.2, leaning high). Each message adds
-  `tokens_per_message` for the chat template's role header and end-of-turn marker.
+  `tokens_per_message` for the chat template's role header and end-of-turn marker, and each
+  sample `tokens_per_sample` for what the template adds once per chat (a BOS, a system
+  header), as the builder sizes samples.
 - OpenAI bills every token of the training file once per epoch:
   cost = train tokens × epochs × price per 1M tokens / 1M. The default price is a parameter
   (`OPENAI_USD_PER_1M_TRAINING_TOKENS`); check OpenAI's pricing page. OpenAI is winding down
@@ -50,6 +52,7 @@ __all__ = [  # noqa: RUF022 (plain sorted(), as tests/test_public_api.py checks)
     "OPENAI_WIND_DOWN_NOTE",
     "SplitTokens",
     "TEMPLATE_TOKENS_PER_MESSAGE",
+    "TEMPLATE_TOKENS_PER_SAMPLE",
     "Target",
     "TokenCounts",
     "count_openai_file",
@@ -88,6 +91,10 @@ TEMPLATE_TOKENS_PER_MESSAGE = 4
 """The chat template's role header and end-of-turn marker, as the builder counts them
 (`training.dataset.tokens.MESSAGE_OVERHEAD`); a counter's own `per_message` wins."""
 
+TEMPLATE_TOKENS_PER_SAMPLE = 1
+"""The chat template's tokens once per sample (a BOS), as the builder's estimate counts them
+(`training.dataset.tokens.SAMPLE_OVERHEAD`); a counter's own `per_sample` wins."""
+
 
 @dataclass(frozen=True, slots=True)
 class SplitTokens:
@@ -97,7 +104,8 @@ class SplitTokens:
     samples: int
     messages: int
     total: int
-    """Every token the model reads: system prompts, all turns and template overhead."""
+    """Every token the model reads: system prompts, all turns and template overhead (per
+    message and per sample)."""
     assistant: int
     """Text tokens of assistant turns."""
     trained: int
@@ -115,6 +123,9 @@ class TokenCounts:
     eval: SplitTokens
     counter: str
     tokens_per_message: int
+    tokens_per_sample: int = 0
+    """What the template adds once per sample; 0 where only the messages were counted (the
+    OpenAI files, counted as OpenAI's cookbook does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,20 +204,26 @@ def count_tokens(
     *,
     token_counter: TokenCounter = rough_token_count,
     tokens_per_message: int | None = None,
+    tokens_per_sample: int | None = None,
 ) -> TokenCounts:
     """Count the tokens of both splits for one epoch.
 
     `tokens_per_message` defaults to the counter's `per_message`, else
-    `TEMPLATE_TOKENS_PER_MESSAGE`.
+    `TEMPLATE_TOKENS_PER_MESSAGE`; `tokens_per_sample` to its `per_sample`, else
+    `TEMPLATE_TOKENS_PER_SAMPLE`.
     """
     if tokens_per_message is None:
         tokens_per_message = per_message_tokens(token_counter, TEMPLATE_TOKENS_PER_MESSAGE)
+    if tokens_per_sample is None:
+        tokens_per_sample = _per_sample_tokens(token_counter)
     train, eval_ = split_samples(build)
+    overhead = (tokens_per_message, tokens_per_sample)
     return TokenCounts(
-        train=_split_tokens("train", train, token_counter, tokens_per_message),
-        eval=_split_tokens("eval", eval_, token_counter, tokens_per_message),
+        train=_split_tokens("train", train, token_counter, *overhead),
+        eval=_split_tokens("eval", eval_, token_counter, *overhead),
         counter=counter_name(token_counter),
         tokens_per_message=tokens_per_message,
+        tokens_per_sample=tokens_per_sample,
     )
 
 
@@ -217,6 +234,7 @@ def estimate(
     targets: Sequence[Target] = DEFAULT_TARGETS,
     epochs: int = DEFAULT_EPOCHS,
     tokens_per_message: int | None = None,
+    tokens_per_sample: int | None = None,
     counts: TokenCounts | None = None,
 ) -> list[Estimate]:
     """One estimate per target: tokens per epoch, cost and time for `epochs` epochs.
@@ -227,7 +245,10 @@ def estimate(
         raise DatasetError(f"epochs must be at least 1, not {epochs}")
     if counts is None:
         counts = count_tokens(
-            build, token_counter=token_counter, tokens_per_message=tokens_per_message
+            build,
+            token_counter=token_counter,
+            tokens_per_message=tokens_per_message,
+            tokens_per_sample=tokens_per_sample,
         )
     processed = counts.train.total * epochs
     estimates = []
@@ -301,8 +322,18 @@ def estimate_table(estimates: Sequence[Estimate]) -> Table:
     return table
 
 
+def _per_sample_tokens(counter: TokenCounter) -> int:
+    """The counter's own tokens per sample when it has them, else the builder's default."""
+    value = getattr(counter, "per_sample", None)
+    return value if isinstance(value, int) else TEMPLATE_TOKENS_PER_SAMPLE
+
+
 def _split_tokens(
-    split: str, samples: Sequence[Sample], token_counter: TokenCounter, per_message: int
+    split: str,
+    samples: Sequence[Sample],
+    token_counter: TokenCounter,
+    per_message: int,
+    per_sample: int,
 ) -> SplitTokens:
     # Samples share their context turns and most share one system prompt: count each distinct
     # text object once, in one batch (fast with a real tokenizer). Keys are ids; the objects
@@ -324,9 +355,9 @@ def _split_tokens(
     sizes: list[int] = []
     messages = assistant = trained = 0
     for sample in samples:
-        size = 0
+        size = per_sample
         if sample.system:
-            size = counts[index[id(sample.system)]] + per_message
+            size += counts[index[id(sample.system)]] + per_message
             messages += 1
         for turn in sample.turns:
             count = counts[index[id(turn)]]

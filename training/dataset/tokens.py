@@ -21,6 +21,12 @@ tokenizer for exact counts.
 The 4 tokens per message are the chat template's role header and end-of-turn marker (Llama 3
 spends 5 on `<|start_header_id|>role<|end_header_id|>\\n\\n ... <|eot_id|>`, ChatML 5 on
 `<|im_start|>role\\n ... <|im_end|>\\n`, Mistral fewer).
+
+A sample of n messages is counted as its contents + n x `per_message` + `per_sample`: the
+tokens a template adds once per chat (a BOS; Llama 3.1's "Cutting Knowledge Date: ... Today
+Date: ..." header in the system message, 20-odd tokens) and what its system message's header
+costs beyond the average message's. A tokenizer's figures are measured on its template; the
+estimate adds 1.
 """
 
 from __future__ import annotations
@@ -38,13 +44,20 @@ BYTES_PER_TOKEN = 3.2
 MESSAGE_OVERHEAD = 4
 """Tokens the chat template adds around every message (role header, end of turn)."""
 
+SAMPLE_OVERHEAD = 1
+"""Tokens the estimate adds once per sample: the BOS token most templates start with (Llama,
+Mistral, Gemma; ChatML has none, where the estimate only leans high). A header the template
+writes into the system message (Llama 3.1's dates) needs its tokenizer to be counted."""
+
 
 class TokenCounter(Protocol):
-    """Counts tokens of message contents; `per_message` is the template's cost per message."""
+    """Counts tokens of message contents; the template adds `per_message` to every message
+    and `per_sample` once to every rendered chat."""
 
     name: str
     exact: bool
     per_message: int
+    per_sample: int
 
     def count(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text's content alone (no template overhead)."""
@@ -52,7 +65,11 @@ class TokenCounter(Protocol):
 
 
 class EstimatedCounter:
-    """The tokenizer-free estimate: ceil(UTF-8 bytes / 3.2); `reason` says why it is used."""
+    """The tokenizer-free estimate: ceil(UTF-8 bytes / 3.2); `reason` says why it is used.
+
+    `per_message` (4) and `per_sample` (1, for a BOS token) stand in for the template's own
+    tokens; set them to your template's figures when you know them.
+    """
 
     exact = False
 
@@ -61,12 +78,14 @@ class EstimatedCounter:
         *,
         bytes_per_token: float = BYTES_PER_TOKEN,
         per_message: int = MESSAGE_OVERHEAD,
+        per_sample: int = SAMPLE_OVERHEAD,
         reason: str = "no tokenizer was given",
     ) -> None:
         if bytes_per_token <= 0:
             raise ValueError(f"bytes_per_token must be positive, not {bytes_per_token}")
         self.name = f"estimate (utf-8 bytes / {bytes_per_token:g})"
         self.per_message = per_message
+        self.per_sample = per_sample
         self.reason = reason
         # ceil(b / r) == -(-b * scale // (r * scale)) in integers: no float per text
         self._num, self._den = 1000, round(bytes_per_token * 1000)
@@ -82,10 +101,20 @@ class TokenizerCounter:
 
     exact = True
 
-    def __init__(self, tokenizer: Any, name: str, *, per_message: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        name: str,
+        *,
+        per_message: int | None = None,
+        per_sample: int | None = None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.name = name
         self.per_message = template_overhead(tokenizer) if per_message is None else per_message
+        if per_sample is None:
+            per_sample = template_sample_overhead(tokenizer, self.per_message)
+        self.per_sample = per_sample
 
     def count(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text, special tokens left out (the template adds those)."""
@@ -112,10 +141,47 @@ def template_overhead(tokenizer: Any) -> int:
         short = _token_ids(apply(one, tokenize=True))
         long = _token_ids(apply([*one, *one], tokenize=True))
         own = sum(len(tokenizer(x, add_special_tokens=False)["input_ids"]) for x in ("a", "b"))
-    except (ValueError, TypeError, KeyError) as exc:  # templates that reject this shape
+    except _template_errors() as exc:  # templates that reject this shape
         logger.info("could not measure the chat template overhead: %s", exc)
         return MESSAGE_OVERHEAD
     return max(0, -(-(len(long) - len(short) - own) // 2))
+
+
+def template_sample_overhead(tokenizer: Any, per_message: int) -> int:
+    """Tokens the tokenizer's chat template adds once per chat, or `SAMPLE_OVERHEAD`.
+
+    Measured on a rendered [system, user, assistant] chat: its length minus the three
+    contents' own tokens and 3 x `per_message`, at least 0. That holds the BOS, any header the
+    template writes into the system message and what the system role costs beyond
+    `per_message`, so a sample counted as contents + `per_message` each + this is its rendered
+    length (or a little more, where `per_message` was rounded up). A template that rejects a
+    system message (or this shape) adds 0: the builder's samples cannot be rendered with it.
+    """
+    apply = getattr(tokenizer, "apply_chat_template", None)
+    if apply is None or getattr(tokenizer, "chat_template", None) is None:
+        return SAMPLE_OVERHEAD
+    contents = ("a", "b", "c")
+    chat = [
+        {"role": role, "content": content}
+        for role, content in zip(("system", "user", "assistant"), contents, strict=True)
+    ]
+    try:
+        rendered = _token_ids(apply(chat, tokenize=True))
+        own = sum(len(tokenizer(x, add_special_tokens=False)["input_ids"]) for x in contents)
+    except _template_errors() as exc:  # e.g. "System role not supported"
+        logger.info("could not measure the chat template's tokens per sample: %s", exc)
+        return 0
+    return max(0, len(rendered) - own - 3 * per_message)
+
+
+def _template_errors() -> tuple[type[Exception], ...]:
+    """What rendering a chat the template rejects raises: jinja2's `TemplateError` from the
+    template's `raise_exception(...)`, or a plain error from the tokenizer's own checks."""
+    try:
+        from jinja2 import TemplateError
+    except ImportError:  # no jinja2: transformers cannot render templates either
+        return (ValueError, TypeError, KeyError)
+    return (ValueError, TypeError, KeyError, TemplateError)
 
 
 def _token_ids(rendered: Any) -> Sequence[int]:
