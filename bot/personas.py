@@ -485,7 +485,7 @@ def _build(
         del profiled
 
         step("dataset")
-        counter = load_token_counter(None)
+        counter = load_token_counter(_dataset_tokenizer(settings))
         build = build_dataset(
             chats,
             name,
@@ -558,9 +558,24 @@ def _build_key(settings: Settings) -> str:
         "scrub_blocklist": sorted(settings.scrub_blocklist),
         "scrub_region": settings.scrub_region,
         "scrub_authors": settings.scrub_authors,
+        "tokenizer": settings.dataset_tokenizer,
     }
     raw = json.dumps(shaping, sort_keys=True).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _dataset_tokenizer(settings: Settings) -> str | None:
+    """`dataset_tokenizer` as transformers loads it (a fetched model's name becomes its
+    folder); an unfetched catalogue name is refused, as training would refuse it."""
+    name = settings.dataset_tokenizer
+    if not name:
+        return None
+    from training.pretrained import PretrainedError, resolve_model_name
+
+    try:
+        return resolve_model_name(name, settings.models_dir())
+    except PretrainedError as exc:
+        raise PersonaError(f"WA_PERSONA_DATASET_TOKENIZER: {exc}") from exc
 
 
 def _hash_sources(paths: Sequence[Path]) -> tuple[SourceFile, ...]:

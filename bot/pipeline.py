@@ -182,7 +182,10 @@ def run_pipeline(
         base_model, fetched = _base_model(settings, base, hooks)
         done(base_model, skipped=not fetched)
     with step("persona", f"preparing {name}") as done:
-        assets, built = _persona(settings, name, exports, hooks)
+        # samples sized by the tokenizer of the model they train, unless one is set
+        sizing = settings.dataset_tokenizer or base_model
+        persona_settings = settings.model_copy(update={"dataset_tokenizer": sizing})
+        assets, built = _persona(persona_settings, name, exports, hooks)
         counts = assets.info.counts
         done(
             f"{counts.get('train_samples', 0)} training and {counts.get('eval_samples', 0)} "

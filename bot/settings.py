@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     profile_min_messages: int = Field(
         default=50, ge=1, description="Warn when a persona has fewer messages than this."
     )
+    dataset_tokenizer: str | None = Field(
+        default=None,
+        description=(
+            "Tokenizer that sizes a persona's training samples: a model folder, a Hub id "
+            "already in the local cache, or a fetched model (smollm2-135m); unset, estimated."
+        ),
+    )
     openai_training_usd_per_1m_tokens: float = Field(
         default=5.0,
         ge=0,

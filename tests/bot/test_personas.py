@@ -30,8 +30,11 @@ from bot.store import Store
 from style.profile import Profile
 from style.sample import sample_paths
 from tests.bot.prepared import settings_for
+from tests.training.tiny_model import tiny_model_dir
 from training.db import connect
 from training.registry import BackendKind, ModelStatus, Registry
+
+__all__ = ["tiny_model_dir"]  # a fixture, imported to be found here
 
 NOW = datetime(2024, 3, 12, 21, 0)
 
@@ -118,6 +121,27 @@ def test_ensure_rebuilds_when_the_scrub_settings_change_and_keeps_the_strength(
     assert rebuilt.info.style_strength == 0.4
     train = (rebuilt.dataset_dir / "train.jsonl").read_text(encoding="utf-8")
     assert "tonight" not in train.lower()
+
+
+def test_a_dataset_tokenizer_sizes_the_samples_exactly_and_rebuilds_the_persona(
+    copied: Settings, tiny_model_dir: Path
+) -> None:
+    before = load_persona(copied, "Maya")
+    card = json.loads((before.dataset_dir / "dataset_card.json").read_text("utf-8"))
+    assert card["tokens"]["counter"].startswith("estimate")
+    sized = copied.model_copy(update={"dataset_tokenizer": str(tiny_model_dir)})
+    calls: list[str] = []
+    rebuilt = ensure_persona(sized, "Maya", sample_paths(), on_progress=calls.append)
+    assert calls == list(PREPARE_STEPS)  # the tokenizer is part of what shapes the assets
+    card = json.loads((rebuilt.dataset_dir / "dataset_card.json").read_text("utf-8"))
+    assert card["tokens"]["counter"] == str(tiny_model_dir)
+
+
+def test_an_unfetched_model_as_dataset_tokenizer_is_refused(copied: Settings) -> None:
+    sized = copied.model_copy(update={"dataset_tokenizer": "smollm2-135m"})
+    with pytest.raises(PersonaError, match="wa-persona models fetch smollm2-135m"):
+        prepare_persona(sized, "Maya", sample_paths())
+    assert load_persona(copied, "Maya").info.build_key  # the previous assets are untouched
 
 
 def test_a_damaged_persona_is_reported_and_rebuilt_by_ensure(copied: Settings) -> None:

@@ -118,6 +118,8 @@ def test_pipeline_trains_on_the_sample_and_registers_a_version_on_the_base(
     assert version.config["dataset"] == str(result.persona.dataset_dir)
     assert version.metrics["messages"] == result.persona.info.counts["persona_messages"]
     assert version.metrics["eval_turns"] == LIMIT  # the evaluation's numbers are recorded
+    card = json.loads((result.persona.dataset_dir / "dataset_card.json").read_text("utf-8"))
+    assert card["tokens"]["counter"] == str(tiny_model_dir)  # sized by the model it trains
 
 
 def test_pipeline_evaluates_the_version_its_base_and_retrieval_against_the_real_replies(
