@@ -95,25 +95,25 @@ class WhatsAppOutbox:
     async def _mark_read(self, chat_id: str) -> None:
         """Mark the chat's latest message read, without "typing…", unless that was done."""
         message_id = self.latest.get(chat_id)
-        if message_id is None or message_id in self._marked:
-            return
-        self._marked.add(message_id)
-        try:
-            await self.graph.mark_read(message_id, typing=False)
-        except TransportError as exc:
-            logger.warning("could not mark a WhatsApp message read: %s", exc)
+        if message_id is not None and message_id not in self._marked:
+            await self._receipt(message_id, typing=False)
 
     async def _show(self, chat_id: str) -> None:
         message_id = self.latest.get(chat_id)
-        if message_id is None:
-            return
+        if message_id is not None and await self._receipt(message_id, typing=True):
+            self._shown_at[chat_id] = self._clock()
+
+    async def _receipt(self, message_id: str, *, typing: bool) -> bool:
+        """Mark a message read (showing "typing…"); False when Graph refused (logged only:
+        a missing receipt never stops the reply)."""
         self._marked.add(message_id)
         try:
-            await self.graph.mark_read(message_id, typing=True)
+            await self.graph.mark_read(message_id, typing=typing)
         except TransportError as exc:
-            logger.warning("could not show typing on WhatsApp: %s", exc)
-            return
-        self._shown_at[chat_id] = self._clock()
+            what = "show typing" if typing else "mark a message read"
+            logger.warning("could not %s on WhatsApp: %s", what, exc)
+            return False
+        return True
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
